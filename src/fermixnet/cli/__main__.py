@@ -1,0 +1,3 @@
+from fermixnet.cli import main
+
+raise SystemExit(main())
