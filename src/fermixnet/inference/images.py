@@ -51,7 +51,7 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise FileNotFoundError(
                 f"input {path} does not exist (expected an image, video or folder)"
             )
-    return out
+    return list(dict.fromkeys(out))  # a file named twice (or via its folder) runs once
 
 
 def to_rgb_uint8(pil: Image.Image) -> np.ndarray:

@@ -1,0 +1,163 @@
+"""`fermixnet predict`, `fermixnet export` and `fermixnet explain`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the inference subcommands to the dispatcher."""
+    p = subparsers.add_parser(
+        "predict", help="predict expressions of the faces in images, folders and videos"
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder (recursive) or video")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or an exported file")
+    p.add_argument("--out", help="folder for results.json|csv and annotated files (else stdout)")
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="result format")
+    p.add_argument(
+        "--detector",
+        default="auto",
+        help="auto, dlib, dlib-cnn, mediapipe, haar, aligned/none (inputs are aligned face crops)",
+    )
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "torchscript"), default="torch")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass")
+    p.add_argument("--annotate", action="store_true", help="write annotated images/videos to --out")
+    p.add_argument("--stride", type=int, default=1, help="video: process every N-th frame")
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        help="video: EMA weight of a face track's past probabilities, in [0, 1)",
+    )
+    p.set_defaults(func=run_predict)
+
+    e = subparsers.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
+    e.add_argument("--checkpoint", required=True, help="checkpoint folder or model.safetensors")
+    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    e.add_argument("--out", required=True, help="file to write (.onnx or .pt)")
+    e.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="fail when the max abs difference to eager PyTorch exceeds this",
+    )
+    e.set_defaults(func=run_export)
+
+    x = subparsers.add_parser("explain", help="Grad-CAM maps of the high- and mid-level branches")
+    x.add_argument("image", help="image file")
+    x.add_argument("--checkpoint", required=True, help="checkpoint folder or model.safetensors")
+    x.add_argument("--out", required=True, help="folder for the PNG figures")
+    x.add_argument("--detector", default="auto", help="face detector (see predict)")
+    x.add_argument("--mix-with", help="second image: also explain their FERMix sample (Fig. 9)")
+    x.add_argument("--region", default="upper", help="FERMix region for --mix-with")
+    x.add_argument("--device", default="cpu", help="torch device")
+    x.set_defaults(func=run_explain)
+
+
+def _annotated_path(out: Path, source: str, used: set[Path], suffix: str) -> Path:
+    stem = Path(source).stem
+    path = out / "annotated" / f"{stem}{suffix}"
+    k = 1
+    while path in used:
+        path = out / "annotated" / f"{stem}_{k}{suffix}"
+        k += 1
+    used.add(path)
+    return path
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Run `fermixnet predict`; returns the exit status."""
+    import numpy as np
+
+    from fermixnet.inference.images import collect_inputs, is_video, read_image
+    from fermixnet.inference.predictor import Predictor
+    from fermixnet.inference.results import (
+        annotate,
+        atomic_write,
+        results_to_csv,
+        results_to_json,
+    )
+    from fermixnet.inference.video import predict_video
+
+    if args.annotate and not args.out:
+        raise ValueError("--annotate needs --out (the folder for annotated files)")
+    files = collect_inputs(args.inputs)
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        detector=args.detector,
+        backend=args.backend,
+        batch_size=args.batch_size,
+    )
+    out = Path(args.out) if args.out else None
+    results, used = [], set()
+    images = [f for f in files if not is_video(f)]
+    for res in predictor.predict_files(images):
+        results.append(res)
+        if res.error:
+            print(f"fermixnet predict: skipped {res.error}", file=sys.stderr)
+        elif out is not None and args.annotate:
+            image = np.asarray(read_image(res.source, max_side=1 << 30)[0])
+            path = _annotated_path(out, res.source, used, ".png")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            annotate(image, res).save(path)
+    for video in (f for f in files if is_video(f)):
+        target = _annotated_path(out, str(video), used, ".mp4") if args.annotate else None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            results.extend(predict_video(predictor, video, args.stride, args.smooth, target))
+        except ValueError as err:
+            print(f"fermixnet predict: skipped {err}", file=sys.stderr)
+            from fermixnet.inference.results import ImageResult
+
+            results.append(ImageResult(str(video), 0, 0, error=str(err)))
+    text = (
+        results_to_json(results)
+        if args.format == "json"
+        else results_to_csv(results, predictor.classes)
+    )
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(out / f"results.{args.format}", text.encode())
+        n_faces = sum(len(r.faces) for r in results)
+        print(f"{len(results)} inputs, {n_faces} faces -> {out / f'results.{args.format}'}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run `fermixnet export`; prints the parity check and fails above --tolerance."""
+    from fermixnet.inference.export import export_model
+    from fermixnet.models.weights import load_checkpoint
+
+    model, meta = load_checkpoint(args.checkpoint, device="cpu")
+    report = export_model(model, meta, args.out, fmt=args.format)
+    print(
+        f"exported {report.format} -> {report.path}; parity vs eager PyTorch on batch sizes "
+        f"{', '.join(map(str, report.batch_sizes))}: max abs diff {report.max_abs_diff:.3g}"
+    )
+    if not report.max_abs_diff <= args.tolerance:
+        print(f"fermixnet export: parity above --tolerance {args.tolerance}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Run `fermixnet explain`; writes the Grad-CAM figures to --out."""
+    from fermixnet.explain import explain_files
+
+    for path in explain_files(
+        args.image,
+        args.checkpoint,
+        args.out,
+        detector=args.detector,
+        mix_with=args.mix_with,
+        region=args.region,
+        device=args.device,
+    ):
+        print(path)
+    return 0
