@@ -71,11 +71,16 @@ class LoadReport:
         return bool(self.matched) and not self.missing and not self.shape_mismatch
 
     @property
+    def counts(self) -> str:
+        """The counts of each list, e.g. '122 trunk tensors matched, 0 missing, ...'."""
+        return (f"{len(self.matched)} trunk tensors matched, {len(self.missing)} missing, "
+                f"{len(self.shape_mismatch)} shape mismatches, {len(self.unexpected)} unexpected, "
+                f"{len(self.skipped_head)} head tensors skipped")
+
+    @property
     def summary(self) -> str:
-        """One line: counts of each list."""
-        return (f"{self.source}: {len(self.matched)} trunk tensors matched, "
-                f"{len(self.missing)} missing, {len(self.shape_mismatch)} shape mismatches, "
-                f"{len(self.unexpected)} unexpected, {len(self.skipped_head)} head tensors skipped")
+        """One line: the source file and the counts."""
+        return f"{self.source}: {self.counts}"
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -172,9 +177,12 @@ def load_pretrained(model: FERMixNet, path: str | Path) -> LoadReport:
     report.missing = [k for k in own if k not in src and not k.endswith(_OPTIONAL_SUFFIX)]
     logger.info("load_pretrained %s", report.summary)
     if not report.ok:
-        first = (report.shape_mismatch or report.missing or ["(no trunk tensors)"])[0]
+        if report.shape_mismatch:
+            first = f"shape mismatch {report.shape_mismatch[0]}"
+        else:
+            first = f"missing trunk tensor {report.missing[0]!r}" if report.missing else "none"
         raise ValueError(
-            f"{path}: does not fit the {model.arch!r} trunk ({report.summary}); first problem: "
+            f"{path}: does not fit the {model.arch!r} trunk ({report.counts}); first problem: "
             f"{first}. Is it a checkpoint of another architecture?")
     merged = dict(own)
     merged.update({k: src[k] for k in report.matched})
