@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -128,6 +130,50 @@ def test_export_wrapper_traces_and_exports(mid_branch: bool) -> None:
             logits, high, mid = fn(x)
             torch.testing.assert_close(logits, ref)
             torch.testing.assert_close(high + mid, logits)
+
+
+def test_torch_compile_fullgraph() -> None:
+    model = create_model("ir50", num_classes=7).eval()
+    x = torch.randn(1, 3, 32, 32)  # global pooling: any size works
+    compiled = torch.compile(model, backend="eager", fullgraph=True)  # dynamo only: fast on CPU
+    with torch.no_grad():
+        out = compiled(x)
+        torch.testing.assert_close(out.logits, model(x).logits)
+    assert isinstance(out, FERMixNetOutput)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnx_export_matches_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from fermixnet.models import ExportWrapper
+
+    model = create_model("resnet18", num_classes=7).eval()
+    x = torch.randn(2, 3, 32, 32)
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(ExportWrapper(model), (x,), str(path), input_names=["input"],
+                      output_names=["logits", "high", "mid"], dynamo=False,
+                      dynamic_axes={"input": {0: "batch"}})
+    assert not model.training  # the exporter must not flip the model back to training mode
+    got = ort.InferenceSession(str(path)).run(None, {"input": x[:1].numpy()})
+    with torch.no_grad():
+        ref = model(x[:1])
+    torch.testing.assert_close(torch.from_numpy(got[0]), ref.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(got[2]), ref.mid, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cuda
+def test_cuda_channels_last_autocast() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = create_model("resnet18", num_classes=7).cuda().eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 64, 64, device="cuda").to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = model(x).logits.float()
+        with torch.autocast("cuda", dtype=torch.float16):
+            out = model(x)
+    assert out.high.dtype == torch.float16
+    torch.testing.assert_close(out.logits.float(), ref, rtol=2e-2, atol=2e-2)
 
 
 def test_unknown_model_lists_valid_names() -> None:

@@ -157,6 +157,9 @@ class ExportWrapper(nn.Module):
     def __init__(self, model: FERMixNet) -> None:
         super().__init__()
         self.model = model
+        # Adopt the model's mode: exporters restore the wrapper's mode afterwards, and a wrapper
+        # left in training mode would switch an eval model back to batch statistics.
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, high, mid), each (B, K)."""
