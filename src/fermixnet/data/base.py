@@ -48,12 +48,15 @@ class DatasetReport:
             AffectNet codes 8-10).
         notes: human-readable lines (list files matched, fewer images than expected, ...).
         sources: files whose content defines the samples (label lists, CSVs); part of cache keys.
+        lists: subset list file name -> {"entries", "duplicates", "found", "missing",
+            "label_mismatches"}: how many list entries were found among the images.
     """
 
     expected: int | None = None
     skipped: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    lists: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count `count` entries dropped for `reason`."""
@@ -66,6 +69,7 @@ class DatasetReport:
             "skipped": dict(self.skipped),
             "notes": list(self.notes),
             "sources": list(self.sources),
+            "lists": {k: dict(v) for k, v in self.lists.items()},
         }
 
 

@@ -6,6 +6,7 @@ JPEGs; every adapter goes through `read_rgb` so the model always sees (H, W, 3) 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"cannot decode image {path}: {err}") from err
 
 
-def probe(path: str | Path) -> ImageInfo:
+def probe(path: str | Path, data: bytes | None = None) -> ImageInfo:
     """Mode, size and format of an image, after a full decode (so truncation is detected).
+
+    Args:
+        path: the image file (named in errors).
+        data: its bytes, when already read (then the file is not opened again).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -109,7 +114,7 @@ def probe(path: str | Path) -> ImageInfo:
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             info = ImageInfo(image.mode, image.width, image.height, image.format or "")
             image.load()
             return info
