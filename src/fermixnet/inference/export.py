@@ -1,9 +1,10 @@
 """Export a checkpoint to ONNX or TorchScript, with a parity check against eager PyTorch.
 
-Both formats take a normalised (B, 3, H, W) float32 batch (B is dynamic) and return the fused
-logits first, then the high-level and, when the model has it, the mid-level logits (decision
-fusion: logits = high + mid). The checkpoint's metadata is written beside the file
-(``<file>.meta.json``) so ``fermixnet predict --backend onnxruntime|torchscript`` can read it.
+Both formats take a normalised (B, 3, H, W) float32 batch (B is dynamic) and return three
+outputs: the fused logits, the high-level and the mid-level logits (decision fusion: logits =
+high + mid; a model without the branch gives zeros for mid, see ``ExportWrapper``). The
+checkpoint's metadata is written beside the file (``<file>.meta.json``) so
+``fermixnet predict --backend onnxruntime|torchscript`` can read it.
 """
 
 from __future__ import annotations
@@ -21,23 +22,9 @@ import torch
 from torch import nn
 
 from fermixnet.inference.results import atomic_write
+from fermixnet.models import ExportWrapper
 
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
-
-
-class LogitsModule(nn.Module):
-    """Wraps a FERMixNet so it returns plain tensors: ``(logits, high[, mid])``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Fused logits, high-level logits and (if present) mid-level logits, each (B, K)."""
-        out = self.model(x)
-        if out.mid is None:
-            return out.logits, out.high
-        return out.logits, out.high, out.mid
 
 
 @dataclass(frozen=True)
@@ -57,9 +44,8 @@ class ExportReport:
     batch_sizes: tuple[int, ...]
 
 
-def output_names(model: nn.Module) -> list[str]:
-    """Names of the exported outputs."""
-    return ["logits", "high", "mid"] if getattr(model, "mid_branch", True) else ["logits", "high"]
+# `ExportWrapper` always returns three outputs; without the branch mid is zeros, logits == high.
+OUTPUT_NAMES: tuple[str, ...] = ("logits", "high", "mid")
 
 
 def _export_onnx(wrapped: nn.Module, example: torch.Tensor, path: Path, names: list[str]) -> None:
@@ -103,7 +89,7 @@ def run_exported(path: str | os.PathLike[str], fmt: str, x: np.ndarray) -> list[
 
 def parity(model: nn.Module, path: str | os.PathLike[str], fmt: str, x: np.ndarray) -> float:
     """Max absolute difference between eager PyTorch and the exported file on batch ``x``."""
-    wrapped = LogitsModule(model).eval().cpu()
+    wrapped = ExportWrapper(model).eval().cpu()
     with torch.inference_mode():
         ref = [t.numpy() for t in wrapped(torch.from_numpy(x))]
     got = run_exported(path, fmt, x)
@@ -142,14 +128,14 @@ def export_model(
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu().float()
-    wrapped = LogitsModule(model).eval()
+    wrapped = ExportWrapper(model).eval()
     g = torch.Generator().manual_seed(seed)
     example = torch.randn(2, 3, h, w, generator=g)
     if fmt == "onnx":
-        _export_onnx(wrapped, example, path, output_names(model))
+        _export_onnx(wrapped, example, path, list(OUTPUT_NAMES))
     else:
         _export_torchscript(wrapped, example, path)
-    sidecar = {**meta, "export_format": fmt, "outputs": output_names(model)}
+    sidecar = {**meta, "export_format": fmt, "outputs": list(OUTPUT_NAMES)}
     atomic_write(f"{path}.meta.json", (json.dumps(sidecar, indent=2) + "\n").encode())
     diffs = [
         parity(model, path, fmt, torch.randn(b, 3, h, w, generator=g).numpy())
