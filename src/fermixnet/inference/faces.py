@@ -308,8 +308,19 @@ class HaarDetector:
             minSize=(self.min_size, self.min_size),
             outputRejectLevels=True,
         )
-        faces = []
-        for (x, y, bw, bh), wgt in zip(rects, np.ravel(weights), strict=False):
+        faces: list[Face] = []
+        order = sorted(zip(rects, np.ravel(weights), strict=False), key=lambda r: -r[0][2])
+        for (x, y, bw, bh), wgt in order:
             box = (float(x), float(y), float(x + bw), float(y + bh))
-            faces.append(Face(box, box_landmarks(box), float(wgt)))
-        return sorted(faces, key=lambda f: -(f.box[2] - f.box[0]))
+            # The cascade also fires on parts of a face (an eye region): drop nested boxes.
+            if not any(_inside(box, f.box) > 0.5 for f in faces):
+                faces.append(Face(box, box_landmarks(box), float(wgt)))
+        return faces
+
+
+def _inside(inner: tuple[float, ...], outer: tuple[float, ...]) -> float:
+    """Share of ``inner``'s area that lies inside ``outer``."""
+    iw = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    ih = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return iw * ih / area if area > 0 else 0.0
