@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_inference_scenes import background, box_iou, make_checkpoint, scene_with_faces
 
 from fermixnet.inference import Predictor, create_detector, list_detectors
 from fermixnet.inference.align import (
@@ -22,6 +21,7 @@ from fermixnet.inference.faces import complete_landmarks
 from fermixnet.inference.images import collect_inputs, read_image
 from fermixnet.inference.results import ImageResult, results_to_csv, results_to_json
 from fermixnet.inference.video import IoUTracker
+from test_inference_scenes import background, box_iou, make_checkpoint, scene_with_faces
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 

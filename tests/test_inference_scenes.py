@@ -75,14 +75,53 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def make_checkpoint(folder: Path, input_size: int = 48, seed: int = 0) -> Path:
-    """A randomly initialised ResNet-18 FERMixNet saved with save_checkpoint."""
+TINY_ARCH = "tiny-inference-test"
+
+
+def _register_tiny_trunk() -> None:
+    """A three-conv trunk with BatchNorm, registered once: keeps export and CAM tests fast."""
+    from torch import nn
+
+    from fermixnet.models import Trunk, list_models, register_model
+
+    if TINY_ARCH in list_models():
+        return
+
+    class TinyTrunk(Trunk):
+        channels = (16, 32)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+            self.layer3 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
+            self.layer4 = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU())
+
+        def forward_features(self, x):
+            f4 = self.layer3(self.stem(x))
+            return f4, self.layer4(f4)
+
+        def conv5_module(self) -> nn.Module:
+            return self.layer4
+
+    register_model(TINY_ARCH)(TinyTrunk)
+
+
+def make_checkpoint(
+    folder: Path, input_size: int = 48, seed: int = 0, arch: str = TINY_ARCH
+) -> Path:
+    """A randomly initialised FERMixNet (tiny trunk unless ``arch`` says otherwise), saved with
+    save_checkpoint; BatchNorm statistics are randomised so eval mode is exercised."""
     import torch
 
     from fermixnet.models import create_model
     from fermixnet.models.weights import save_checkpoint
 
+    _register_tiny_trunk()
     torch.manual_seed(seed)
-    model = create_model("resnet18", num_classes=7, mid_branch=True)
+    model = create_model(arch, num_classes=7, mid_branch=True)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
     save_checkpoint(model, folder, {"input_size": input_size})
     return folder
