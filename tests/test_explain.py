@@ -67,7 +67,7 @@ def test_grad_cam_agrees_with_pytorch_grad_cam(model):
     with pgc.GradCAM(model=HighLogits(model), target_layers=[layer]) as cam:
         theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(2)])[0]
     ours = grad_cam(model, x, layer, lambda o: o.high[:, 2])[0].numpy()
-    assert np.corrcoef(theirs.ravel(), ours.ravel())[0, 1] > 0.98
+    assert np.corrcoef(theirs.ravel(), ours.ravel())[0, 1] > 0.999
 
 
 def test_mix_pair_takes_the_region_from_the_partner():

@@ -97,14 +97,18 @@ def read_image(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> tuple[
         raise FileNotFoundError(f"image {path} does not exist")
     try:
         with Image.open(path) as pil:
-            pil.load()
+            full_w, full_h = pil.size
+            if pil.format == "JPEG" and max(full_w, full_h) > 2 * max_side:
+                # Decode a huge JPEG at 1/2, 1/4 or 1/8 size directly (memory, speed).
+                pil.draft("RGB", (max_side, max_side))
+            pil.load()  # the first frame of animated GIF/TIFF/WebP
+            factor = full_w / pil.size[0]
             pil = ImageOps.exif_transpose(pil) or pil
-            if getattr(pil, "n_frames", 1) > 1:
-                pil.seek(0)  # animated GIF/TIFF: the first frame
             image = to_rgb_uint8(pil)
     except (OSError, SyntaxError, Image.DecompressionBombError, ValueError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from err
-    return shrink(image, max_side)
+    image, scale = shrink(image, max_side)
+    return image, scale * factor
 
 
 def shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
