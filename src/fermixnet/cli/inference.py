@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules only when a command runs
+    from fermixnet.inference.predictor import Predictor
+    from fermixnet.inference.results import ImageResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,30 +62,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.set_defaults(func=run_explain)
 
 
-def _annotated_path(out: Path, source: str, used: set[Path], suffix: str) -> Path:
+def _unique(folder: Path, source: str, used: set[Path], suffix: str) -> Path:
+    """``folder/<stem><suffix>``, numbered when two inputs share a stem; the folder is created."""
     stem = Path(source).stem
-    path = out / "annotated" / f"{stem}{suffix}"
-    k = 1
+    path, k = folder / f"{stem}{suffix}", 1
     while path in used:
-        path = out / "annotated" / f"{stem}_{k}{suffix}"
-        k += 1
+        path, k = folder / f"{stem}_{k}{suffix}", k + 1
     used.add(path)
+    folder.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Run `fermixnet predict`; returns the exit status."""
-    import numpy as np
-
-    from fermixnet.inference.images import collect_inputs, is_video, read_image
+    from fermixnet.inference.images import collect_inputs, is_video
     from fermixnet.inference.predictor import Predictor
-    from fermixnet.inference.results import (
-        annotate,
-        atomic_write,
-        results_to_csv,
-        results_to_json,
-    )
-    from fermixnet.inference.video import predict_video
+    from fermixnet.inference.results import atomic_write, results_to_csv, results_to_json
 
     if args.annotate and not args.out:
         raise ValueError("--annotate needs --out (the folder for annotated files)")
@@ -93,33 +90,16 @@ def run_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     out = Path(args.out) if args.out else None
-    results, used = [], set()
+    annotate_dir = out / "annotated" if args.annotate and out is not None else None
+    used: set[Path] = set()
     images = [f for f in files if not is_video(f)]
-    for res in predictor.predict_files(images):
-        results.append(res)
-        if res.error:
-            print(f"fermixnet predict: skipped {res.error}", file=sys.stderr)
-        elif out is not None and args.annotate:
-            image = np.asarray(read_image(res.source, max_side=1 << 30)[0])
-            path = _annotated_path(out, res.source, used, ".png")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            annotate(image, res).save(path)
+    results = _predict_images(predictor, images, annotate_dir, used)
     for video in (f for f in files if is_video(f)):
-        target = _annotated_path(out, str(video), used, ".mp4") if args.annotate else None
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            results.extend(predict_video(predictor, video, args.stride, args.smooth, target))
-        except ValueError as err:
-            print(f"fermixnet predict: skipped {err}", file=sys.stderr)
-            from fermixnet.inference.results import ImageResult
-
-            results.append(ImageResult(str(video), 0, 0, error=str(err)))
-    text = (
-        results_to_json(results)
-        if args.format == "json"
-        else results_to_csv(results, predictor.classes)
-    )
+        results.extend(_predict_video(predictor, video, args, annotate_dir, used))
+    if args.format == "json":
+        text = results_to_json(results)
+    else:
+        text = results_to_csv(results, predictor.classes)
     if out is None:
         sys.stdout.write(text)
     else:
@@ -127,6 +107,47 @@ def run_predict(args: argparse.Namespace) -> int:
         n_faces = sum(len(r.faces) for r in results)
         print(f"{len(results)} inputs, {n_faces} faces -> {out / f'results.{args.format}'}")
     return 0
+
+
+def _predict_images(
+    predictor: Predictor, images: list[Path], annotate_dir: Path | None, used: set[Path]
+) -> list[ImageResult]:
+    """Predict image files; report skipped ones; write annotated copies when asked."""
+    import numpy as np
+
+    from fermixnet.inference.images import read_image
+    from fermixnet.inference.results import annotate, save_image
+
+    results = []
+    for res in predictor.predict_files(images):
+        results.append(res)
+        if res.error:
+            print(f"fermixnet predict: skipped {res.error}", file=sys.stderr)
+        elif annotate_dir is not None:
+            image = np.asarray(read_image(res.source, max_side=1 << 30)[0])  # original pixels
+            save_image(annotate(image, res), _unique(annotate_dir, res.source, used, ".png"))
+    return results
+
+
+def _predict_video(
+    predictor: Predictor,
+    video: Path,
+    args: argparse.Namespace,
+    annotate_dir: Path | None,
+    used: set[Path],
+) -> list[ImageResult]:
+    """Predict one video's frames; a video that cannot be read is reported and skipped."""
+    from fermixnet.inference.results import ImageResult
+    from fermixnet.inference.video import predict_video
+
+    target = _unique(annotate_dir, str(video), used, ".mp4") if annotate_dir else None
+    results: list[ImageResult] = []
+    try:
+        results.extend(predict_video(predictor, video, args.stride, args.smooth, target))
+    except ValueError as err:
+        print(f"fermixnet predict: skipped {err}", file=sys.stderr)
+        results.append(ImageResult(str(video), 0, 0, error=str(err)))
+    return results
 
 
 def run_export(args: argparse.Namespace) -> int:

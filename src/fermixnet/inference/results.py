@@ -100,6 +100,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def save_image(image: Image.Image, path: str | os.PathLike[str]) -> None:
+    """Save a PIL image atomically; the format follows the file's suffix."""
+    buf = io.BytesIO()
+    image.save(buf, format=Image.registered_extensions()[Path(path).suffix.lower()])
+    atomic_write(path, buf.getvalue())
+
+
 def results_to_json(results: Sequence[ImageResult]) -> str:
     """All results as one JSON document ``{"results": [...]}``."""
     return json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n"
