@@ -90,3 +90,21 @@ def test_cache_and_list_commands(tmp_path, capsys, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     status, out, _ = _run(capsys, "data", "list")
     assert status == 0 and {"rafdb", "ferplus", "affectnet", "fedro"} <= set(out.split())
+
+
+def _snapshot(root):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_data_folder_is_never_modified(tmp_path, capsys, monkeypatch):
+    make_rafdb(tmp_path / "raf")
+    before = _snapshot(tmp_path / "raf")
+    monkeypatch.setenv("FERMIXNET_CACHE", str(tmp_path / "cache"))
+    spec = f"rafdb:{tmp_path / 'raf'}"
+    assert _run(capsys, "data", "check", "--data", spec)[0] == 0
+    assert _run(capsys, "data", "cache", "--data", spec, "--size", "8")[0] == 0
+    assert _snapshot(tmp_path / "raf") == before
+    monkeypatch.setenv("FERMIXNET_CACHE", str(tmp_path / "raf" / "cache"))
+    status, _, err = _run(capsys, "data", "cache", "--data", spec)
+    assert status == 2 and "inside the data folder" in err
+    assert _snapshot(tmp_path / "raf") == before

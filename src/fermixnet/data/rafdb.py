@@ -151,6 +151,6 @@ def rafdb_dataset(
         samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL
     )
     return FERDataset(
-        samples, labels.class_names(7), name="rafdb", root=base, split=split, report=report,
+        samples, labels.class_names(7), name="rafdb", root=root, split=split, report=report,
         expected_size=(100, 100) if images == "aligned" else None,
     )
