@@ -17,6 +17,7 @@ Splits: Training -> train, PublicTest -> val, PrivateTest -> test. Labels from t
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,17 @@ def _votes(fields: list[str], where: str) -> list[int]:
 
 
 def _pixels(text: str, where: str) -> np.ndarray:
-    values = text.split()
-    if len(values) != 48 * 48 or not all(v.isdigit() for v in values):
-        raise ValueError(f"{where}: expected 2304 pixel values 0..255, got {len(values)} values")
-    array = np.array(values, dtype=np.int32)
-    if array.max() > 255:
-        raise ValueError(f"{where}: pixel value {array.max()} is above 255")
+    try:
+        with warnings.catch_warnings():
+            # fromstring (text mode, ~10x faster than split) warns when it meets a non-number.
+            warnings.simplefilter("error", DeprecationWarning)
+            array = np.fromstring(text, dtype=np.int32, sep=" ")
+    except (DeprecationWarning, ValueError):
+        array = np.zeros(0, dtype=np.int32)
+    if array.size != 48 * 48:
+        raise ValueError(f"{where}: expected 2304 space-separated pixel values 0..255")
+    if array.min() < 0 or array.max() > 255:
+        raise ValueError(f"{where}: pixel values must lie in 0..255")
     return array.astype(np.uint8).reshape(48, 48)
 
 
