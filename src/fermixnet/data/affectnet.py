@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -44,7 +45,7 @@ LISTS = {
 class AffectNetCSVDataset(FERDataset):
     """AffectNet's original release: each sample is its face box cropped from the full image."""
 
-    def __init__(self, samples: list[Sample], boxes: np.ndarray, **kw) -> None:
+    def __init__(self, samples: list[Sample], boxes: np.ndarray, **kw: Any) -> None:
         super().__init__(samples, **kw)
         self.boxes = boxes  # (N, 4) x, y, width, height
 
@@ -91,7 +92,9 @@ def _first(paths: list[Path], what: str) -> Path:
     raise FileNotFoundError(f"affectnet: {what} not found (looked for {looked})")
 
 
-def _read_csv(root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool):
+def _read_csv(
+    root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
+) -> tuple[list[Sample], np.ndarray]:
     name = CSV_FILES[split]
     table = _first([root / "Manually_Annotated_file_lists" / name, root / name], name)
     images = _first([root / "Manually_Annotated_Images",
@@ -128,7 +131,9 @@ def _read_csv(root: Path, split: str, n: int, report: DatasetReport, skip_bad: b
     return samples, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
 
 
-def _read_npy(root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool):
+def _read_npy(
+    root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
+) -> list[Sample]:
     folder = root / NPY_SETS[split]
     images, annotations = folder / "images", folder / "annotations"
     if not images.is_dir() or not annotations.is_dir():

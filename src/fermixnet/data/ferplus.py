@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +45,9 @@ LISTS = {
 class FERPlusCSVDataset(FERDataset):
     """FERPlus read from the CSV files: pixels live in memory, not in image files."""
 
-    def __init__(self, samples: list[Sample], pixels: np.ndarray, csv_files: list[str], **kw):
+    def __init__(
+        self, samples: list[Sample], pixels: np.ndarray, csv_files: list[str], **kw: Any
+    ) -> None:
         super().__init__(samples, **kw)
         self.pixels = pixels  # (N, 48, 48) uint8
         self.csv_files = csv_files
@@ -54,7 +58,7 @@ class FERPlusCSVDataset(FERDataset):
     def inspect(self, index: int) -> ImageInfo:
         return ImageInfo("L", 48, 48, "CSV")
 
-    def source_files(self, indices=None) -> list[str]:
+    def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         return sorted(set(self.csv_files) | set(self.report.sources))
 
 
