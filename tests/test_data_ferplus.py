@@ -111,3 +111,24 @@ def test_ferplus_errors(tmp_path):
     assert len(create_dataset("ferplus", tmp_path / "c", "train", skip_bad=1)) == 2
     with pytest.raises(FileNotFoundError, match=r"neither fer2013\.csv"):
         create_dataset("ferplus", tmp_path / "a" / "..", "train", layout="csv")
+
+
+def test_ferplus_folders_without_label_csv_use_fer2013new(tmp_path):
+    make_ferplus_folders(tmp_path)
+    make_ferplus_csv(tmp_path)  # fer2013new.csv next to the folders
+    for folder in ("FER2013Train", "FER2013Valid", "FER2013Test"):
+        (tmp_path / folder / "label.csv").unlink()
+    train = create_dataset("ferplus", tmp_path, "train")
+    assert train.samples[0].path.endswith("FER2013Train/fer0000000.png")
+    assert train.labels().tolist() == create_dataset(
+        "ferplus", tmp_path, "train", layout="csv"
+    ).labels().tolist()
+
+
+def test_ferplus_check_decodes_csv_pixels(tmp_path):
+    from fermixnet.data.check import check_dataset
+
+    make_ferplus_csv(tmp_path)
+    result = check_dataset("ferplus", str(tmp_path))
+    assert result.ok and [s.images for s in result.splits] == [3, 1, 2]
+    assert result.splits[0].kinds == {"grayscale": 3} and result.splits[0].wrong_size == 0

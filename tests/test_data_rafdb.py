@@ -117,3 +117,12 @@ def test_rafdb_missing_layout_and_split(tmp_path):
     make_rafdb(tmp_path, lists=False)
     with pytest.raises(ValueError, match="split must be one of train, test"):
         create_dataset("rafdb", tmp_path, "val")
+
+
+def test_duplicated_label_line_is_reported_by_check(tmp_path):
+    from fermixnet.data.check import check_dataset
+
+    make_rafdb(tmp_path, extra_lines="train_00002.jpg 2\n", lists=False)
+    result = check_dataset("rafdb", str(tmp_path), splits=["train"])
+    assert result.ok and result.splits[0].duplicate_entries == 1
+    assert result.splits[0].images == len(RAFDB_TRAIN) + 1
