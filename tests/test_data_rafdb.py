@@ -126,3 +126,13 @@ def test_duplicated_label_line_is_reported_by_check(tmp_path):
     result = check_dataset("rafdb", str(tmp_path), splits=["train"])
     assert result.ok and result.splits[0].duplicate_entries == 1
     assert result.splits[0].images == len(RAFDB_TRAIN) + 1
+
+
+def test_lists_of_another_split_are_ignored_unless_named(tmp_path):
+    make_rafdb(tmp_path)
+    train = create_dataset("rafdb", tmp_path, "train")
+    assert train.report.lists == {} and "occluded" not in train.subsets()
+    named = create_dataset(
+        "rafdb", tmp_path, "train", occlusion_list=str(tmp_path / "rafdb_occlusion_list.txt")
+    )
+    assert named.report.lists["rafdb_occlusion_list.txt"]["found"] == 0
