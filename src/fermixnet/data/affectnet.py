@@ -102,6 +102,7 @@ def _read_csv(
                     "Manually_Annotated_Images")  # fmt: skip
     report.sources.append(str(table))
     samples, boxes = [], []
+    meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
     with open(table, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
@@ -126,7 +127,7 @@ def _read_csv(
                     raise FileNotFoundError(f"{where}: image {path} not found")
                 report.skip("missing file")
                 continue
-            samples.append(Sample(str(path), label, {"split": split}))
+            samples.append(Sample(str(path), label, meta))
             boxes.append(box)
     return samples, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
 
@@ -139,6 +140,7 @@ def _read_npy(
     if not images.is_dir() or not annotations.is_dir():
         raise FileNotFoundError(f"affectnet: {images} or {annotations} not found")
     samples = []
+    meta = {"split": split}  # shared by all samples (never mutated)
     for path in sorted(p for p in images.iterdir() if p.is_file()):
         exp = annotations / f"{path.stem}_exp.npy"
         try:
@@ -152,7 +154,7 @@ def _read_npy(
             report.skip("bad annotation")
             continue
         if label is not None:
-            samples.append(Sample(str(path), label, {"split": split}))
+            samples.append(Sample(str(path), label, meta))
     return samples
 
 

@@ -81,6 +81,7 @@ def read_rafdb(
 ) -> list[Sample]:  # fmt: skip
     """Samples of one split from the label list (errors name file and line)."""
     samples = []
+    meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
     with open(label_path, encoding="utf-8-sig") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
@@ -102,7 +103,7 @@ def read_rafdb(
                     raise FileNotFoundError(f"{where}: image {path} not found")
                 report.skip("missing file")
                 continue
-            samples.append(Sample(str(path), label, {"split": split}))
+            samples.append(Sample(str(path), label, meta))
     return samples
 
 
