@@ -149,6 +149,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{meta_path}: invalid JSON at line {err.lineno}: {err.msg}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object, found {type(meta).__name__}")
     for key in _AUTO_FIELDS:
         if key not in meta:
             raise ValueError(f"{meta_path}: missing field {key!r}")
@@ -199,9 +201,10 @@ def load_checkpoint(
     """
     weights, meta_path = _resolve(path)
     meta = read_meta(weights)
-    model = create_model(
-        meta["arch"], int(meta["num_classes"]), mid_branch=bool(meta["mid_branch"])
-    )
+    try:
+        model = create_model(meta["arch"], meta["num_classes"], mid_branch=bool(meta["mid_branch"]))
+    except ValueError as err:  # e.g. an arch this version does not know
+        raise ValueError(f"{meta_path}: {err}") from err
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as err:
