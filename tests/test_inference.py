@@ -266,3 +266,21 @@ def test_iou_tracker_keeps_ids_and_smooths():
     assert f2.faces[0].probs["a"] == pytest.approx(0.5)  # 0.5 * 1.0 + 0.5 * 0.0
     assert f2.faces[0].label == "a" or f2.faces[0].label == "b"
     assert f3.faces[0].probs["a"] == pytest.approx(0.0)  # a new track starts unsmoothed
+
+
+@pytest.mark.cuda
+def test_predictor_and_grad_cam_on_cuda(checkpoint):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from fermixnet.explain import branch_cams
+    from fermixnet.models.weights import load_checkpoint
+
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    cpu = Predictor.from_checkpoint(checkpoint, detector="aligned").classify(crops)
+    gpu = Predictor.from_checkpoint(checkpoint, device="cuda", detector="aligned").classify(crops)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
+    model = load_checkpoint(checkpoint, device="cuda")[0]
+    cams = branch_cams(model, torch.randn(2, 3, 48, 48, device="cuda"), [0, 1])
+    assert cams["high"].device.type == "cuda" and cams["mid"].shape == (2, 48, 48)
