@@ -284,3 +284,16 @@ def test_predictor_and_grad_cam_on_cuda(checkpoint):
     model = load_checkpoint(checkpoint, device="cuda")[0]
     cams = branch_cams(model, torch.randn(2, 3, 48, 48, device="cuda"), [0, 1])
     assert cams["high"].device.type == "cuda" and cams["mid"].shape == (2, 48, 48)
+
+
+def test_auto_skips_a_backend_that_fails_to_start(monkeypatch):
+    from fermixnet.inference import faces
+
+    def broken(**_: object) -> None:
+        raise TypeError("Descriptors cannot be created directly")
+
+    monkeypatch.setattr(faces, "_AUTO_ORDER", ("dlib", "aligned"))
+    monkeypatch.setitem(faces._DETECTORS, "dlib", broken)
+    monkeypatch.setitem(faces._REQUIRES, "dlib", ("numpy", ""))  # "installed"
+    with pytest.warns(RuntimeWarning, match="dlib.*Descriptors"):
+        assert faces.create_detector("auto").name == "aligned"

@@ -22,6 +22,7 @@ face carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +107,17 @@ def create_detector(name: str = "auto", **options: object) -> FaceDetector:
     name = "aligned" if name == "none" else name
     if name == "auto":
         for candidate in _AUTO_ORDER:
-            if detector_available(candidate):
+            if not detector_available(candidate):
+                continue
+            try:
                 return _DETECTORS[candidate](**options)
+            except Exception as err:  # e.g. a protobuf version clash: try the next one
+                warnings.warn(
+                    f"face detector {candidate!r} is installed but failed to start ({err}); "
+                    "trying the next one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         raise ValueError(
             "no face detector is installed: " + _FACES_EXTRA + " (or pass --detector aligned "
             "for images that are already aligned face crops)"
