@@ -12,7 +12,13 @@ from PIL import Image
 from fermixnet.cli import main
 from fermixnet.explain import branch_cams, grad_cam, mix_pair
 from fermixnet.models.weights import load_checkpoint
-from test_inference_scenes import drawn_face, make_checkpoint
+from test_inference_scenes import drawn_face, make_checkpoint, tiny_trunk
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_trunk():
+    with tiny_trunk():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,13 @@ from fermixnet.inference.faces import complete_landmarks
 from fermixnet.inference.images import collect_inputs, read_image
 from fermixnet.inference.results import ImageResult, results_to_csv, results_to_json
 from fermixnet.inference.video import IoUTracker
-from test_inference_scenes import background, box_iou, make_checkpoint, scene_with_faces
+from test_inference_scenes import (
+    background,
+    box_iou,
+    make_checkpoint,
+    scene_with_faces,
+    tiny_trunk,
+)
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 
@@ -29,6 +35,12 @@ needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="
 def _similarity(angle: float, scale: float, tx: float, ty: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[scale * c, -scale * s, tx], [scale * s, scale * c, ty]])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_trunk():
+    with tiny_trunk():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,26 @@ import pytest
 from PIL import Image
 
 from fermixnet.cli import main
-from test_inference_scenes import background, box_iou, drawn_face, make_checkpoint, scene_with_faces
+from test_inference_scenes import (
+    background,
+    box_iou,
+    drawn_face,
+    make_checkpoint,
+    scene_with_faces,
+    tiny_trunk,
+)
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 needs_ort = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
     reason="needs onnx and onnxruntime (pip install 'fermixnet[export]')",
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_trunk():
+    with tiny_trunk():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ and a tiny random checkpoint. (Helpers only; imported by the other test_inferenc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +80,13 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 TINY_ARCH = "tiny-inference-test"
 
 
-def _register_tiny_trunk() -> None:
-    """A three-conv trunk with BatchNorm, registered once: keeps export and CAM tests fast."""
+@contextlib.contextmanager
+def tiny_trunk() -> Iterator[None]:
+    """Register a three-conv trunk with BatchNorm for the duration (keeps export and CAM tests
+    fast), and remove it afterwards so other tests see only the real model list."""
     from torch import nn
 
-    from fermixnet.models import Trunk, list_models, register_model
-
-    if TINY_ARCH in list_models():
-        return
+    from fermixnet.models import Trunk, register_model, registry
 
     class TinyTrunk(Trunk):
         channels = (16, 32)
@@ -104,19 +105,23 @@ def _register_tiny_trunk() -> None:
             return self.layer4
 
     register_model(TINY_ARCH)(TinyTrunk)
+    try:
+        yield
+    finally:
+        registry._TRUNKS.pop(TINY_ARCH, None)  # the registry has no public unregister
 
 
 def make_checkpoint(
     folder: Path, input_size: int = 48, seed: int = 0, arch: str = TINY_ARCH
 ) -> Path:
-    """A randomly initialised FERMixNet (tiny trunk unless ``arch`` says otherwise), saved with
-    save_checkpoint; BatchNorm statistics are randomised so eval mode is exercised."""
+    """A randomly initialised FERMixNet (tiny trunk unless ``arch`` says otherwise; inside
+    :func:`tiny_trunk`), saved with save_checkpoint; BatchNorm statistics are randomised so eval
+    mode is exercised."""
     import torch
 
     from fermixnet.models import create_model
     from fermixnet.models.weights import save_checkpoint
 
-    _register_tiny_trunk()
     torch.manual_seed(seed)
     model = create_model(arch, num_classes=7, mid_branch=True)
     for m in model.modules():
