@@ -222,14 +222,8 @@ def test_predictor_reports_boxes_in_original_pixels_of_shrunk_images(checkpoint,
     big = np.asarray(Image.fromarray(img).resize((1536, 1536), Image.Resampling.NEAREST))
     Image.fromarray(big).save(tmp_path / "big.png")
     pred = Predictor.from_checkpoint(checkpoint, detector="haar")
-    from fermixnet.inference import images
-
-    old = images.MAX_SIDE
-    try:
-        images.read_image.__defaults__ = (384,)  # shrink 4x, as a huge photo would be
-        res = next(iter(pred.predict_files([tmp_path / "big.png"])))
-    finally:
-        images.read_image.__defaults__ = (old,)
+    pred.max_side = 384  # shrink 4x, as a huge photo would be
+    res = next(iter(pred.predict_files([tmp_path / "big.png"])))
     assert (res.width, res.height) == (1536, 1536)
     true = tuple(8 * v for v in boxes[0])
     assert max(box_iou(f.box, true) for f in res.faces) > 0.4

@@ -17,7 +17,7 @@ import torch
 
 from fermixnet.inference.align import align_face, crop_box
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
-from fermixnet.inference.images import read_image, shrink
+from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,6 +81,8 @@ class Predictor:
         detector: face detector (see :mod:`fermixnet.inference.faces`).
         template: alignment template (fractions of the crop side), None for RAF-DB style.
         batch_size: faces per forward pass.
+        max_side: images with a longer side are shrunk to it for detection (boxes are still
+            reported in original pixels).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Predictor:
         detector: FaceDetector | None = None,
         template: np.ndarray | None = None,
         batch_size: int = 32,
+        max_side: int = MAX_SIDE,
     ) -> None:
         self.logits_fn, self.classes = logits_fn, tuple(classes)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -100,6 +103,7 @@ class Predictor:
         self.std = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
         self.detector = detector if detector is not None else create_detector("aligned")
         self.template, self.batch_size = template, max(1, int(batch_size))
+        self.max_side = int(max_side)
 
     @classmethod
     def from_checkpoint(
@@ -239,7 +243,7 @@ class Predictor:
         good, bad = [], {}
         for p in paths:
             try:
-                good.append((p, read_image(p)))
+                good.append((p, read_image(p, self.max_side)))
             except (ValueError, FileNotFoundError) as err:
                 bad[str(p)] = ImageResult(str(p), 0, 0, error=str(err))
         done = iter(self.predict_batch([_Loaded(str(p), img, s) for p, (img, s) in good]))
@@ -249,9 +253,9 @@ class Predictor:
         if isinstance(item, _Loaded):
             return item.source, item.image, item.scale
         if isinstance(item, (str, os.PathLike)):
-            image, scale = read_image(item)
+            image, scale = read_image(item, self.max_side)
             return str(item), image, scale
-        image, scale = shrink(_as_rgb(np.asarray(item)))
+        image, scale = shrink(_as_rgb(np.asarray(item)), self.max_side)
         return "<array>", image, scale
 
     def _face_result(self, face: Face, probs: np.ndarray, scale: float) -> FaceResult:
