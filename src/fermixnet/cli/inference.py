@@ -81,6 +81,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.annotate and not args.out:
         raise ValueError("--annotate needs --out (the folder for annotated files)")
+    if args.batch_size < 1 or args.stride < 1:
+        raise ValueError(f"--batch-size and --stride must be >= 1, got {args.batch_size}, "
+                         f"{args.stride}")
+    if not 0.0 <= args.smooth < 1.0:
+        raise ValueError(f"--smooth must be in [0, 1), got {args.smooth}")
     files = collect_inputs(args.inputs)
     predictor = Predictor.from_checkpoint(
         args.checkpoint,
