@@ -45,7 +45,7 @@ FERPLUS_TO_CANONICAL: Mapping[int, int] = {0: 0, 1: 1, 2: 3, 3: 2, 4: 6, 5: 5, 6
 # FER2013 `emotion` column: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
 FER2013_TO_CANONICAL: Mapping[int, int] = {0: 6, 1: 5, 2: 4, 3: 1, 4: 2, 5: 3, 6: 0}
 
-# AffectNet expression codes 0..7 are already canonical; 8 none, 9 uncertain, 10 no-face are dropped.
+# AffectNet codes 0..7 are already canonical; 8 none, 9 uncertain, 10 no-face are dropped.
 AFFECTNET_TO_CANONICAL: Mapping[int, int] = {i: i for i in range(8)}
 
 # Spellings found in folder names and manifests, including FED-RO's misspelt `neural`.
