@@ -39,7 +39,8 @@ def _check(ok: bool, key: str, expected: str, got: Any, example: str) -> None:
     """Raise a `ValueError` naming the key, the expectation and the `--set` flag that fixes it."""
     if not ok:
         raise ValueError(
-            f"config key '{key}' must be {expected}, got {got!r} (set it with --set {key}={example})"
+            f"config key '{key}' must be {expected}, got {got!r} "
+            f"(set it with --set {key}={example})"
         )
 
 
@@ -72,7 +73,7 @@ class DataConfig:
     """Where the images come from; specs are `name:root[,key=value]` as in `fermixnet data`."""
 
     train: list[str] = field(default_factory=list)
-    """Training sets; several are concatenated (the FED-RO protocol trains on RAF-DB + AffectNet)."""
+    """Training sets; several are concatenated (FED-RO protocol: RAF-DB + AffectNet)."""
     val: list[str] = field(default_factory=list)
     """Validation sets (their `val` split); empty: carve `val_fraction` from the training data."""
     test: list[str] = field(default_factory=list)
@@ -80,7 +81,7 @@ class DataConfig:
     val_fraction: float = 0.1
     """Share of each class held out for validation when `val` is empty (0 disables validation)."""
     cache_dir: str | None = None
-    """Folder of the uint8 image caches; default `<run>/../.cache` so sweeps share them."""
+    """Folder of the uint8 image caches; default `$FERMIXNET_CACHE` or `~/.cache/fermixnet`."""
     workers: int = 2
     """DataLoader worker processes per training process."""
     balance: str = "none"
@@ -134,7 +135,7 @@ class MixConfig:
     p_mix: float = 0.8
     """Probability that an iteration also trains on the mixed batch (Sec. 3.2.2, Fig. 5)."""
     cotrain: bool = True
-    """Co-training: main and mixed batch in one forward (Eq. 9); off: mixed batch alone (Fig. 5)."""
+    """Co-training: main + mixed batch in one forward (Eq. 9); off: mixed batch alone (Fig. 5)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments of the mixer (e.g. cutmix/mixup `alpha`, cutout `size`)."""
 
@@ -151,8 +152,8 @@ class MixConfig:
                "{upper:0.5,lower:0.5}")
         if self.method == "fermix":
             total = sum(self.probs.values())
-            _check(math.isclose(total, 1.0, abs_tol=1e-6), "mix.probs", "probabilities summing to 1",
-                   self.probs, "{upper:0.5,lower:0.5}")
+            _check(math.isclose(total, 1.0, abs_tol=1e-6), "mix.probs",
+                   "probabilities summing to 1", self.probs, "{upper:0.5,lower:0.5}")
 
 
 @dataclass
@@ -373,7 +374,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ValueError(f"config key '{key}' must be a list of {len(args)} numbers, "
                              f"got {value!r}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ValueError(f"config key '{key}' must be a mapping, got {value!r}")

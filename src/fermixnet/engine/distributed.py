@@ -52,7 +52,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         raise ValueError(f"train.device: unknown device {name!r} ({err})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("train.device=cuda but CUDA is not available (use --set train.device=cpu)")
+            raise ValueError("train.device=cuda but CUDA is not available "
+                             "(use --set train.device=cpu)")
         if device.index is None:
             device = torch.device("cuda", local_rank)
     if device.type == "mps" and not torch.backends.mps.is_available():

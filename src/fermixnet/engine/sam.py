@@ -1,7 +1,8 @@
-"""Sharpness-aware minimisation (Foret et al., 2021), the optimiser wrapper of the IR-50 runs (Sec. 4.7).
+"""Sharpness-aware minimisation (Foret et al., 2021), the optimiser wrapper of the IR-50 runs
+(Sec. 4.7).
 
-Each step takes two gradients: at the weights w, to find the ascent direction e = rho g / |g|, and at
-w + e, whose gradient the base optimiser then applies to w.
+Each step takes two gradients: at the weights w, to find the ascent direction e = rho g / |g|, and
+at w + e, whose gradient the base optimiser then applies to w.
 """
 
 from __future__ import annotations
