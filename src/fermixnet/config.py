@@ -92,6 +92,14 @@ class DataConfig:
     """Normalisation standard deviation."""
 
     def __post_init__(self) -> None:
+        for key in ("train", "val", "test"):
+            for spec in getattr(self, key):
+                if ":" not in spec:
+                    raise ValueError(
+                        f"config key 'data.{key}' entry {spec!r} must look like "
+                        "name:root[,key=value] (in a YAML flow list [a, b] a comma starts a new "
+                        f"item: quote specs with options); e.g. --set data.{key}=rafdb:/data/RAF-DB"
+                    )
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)", self.val_fraction,
                "0.1")
         _check(self.workers >= 0, "data.workers", ">= 0", self.workers, "2")
