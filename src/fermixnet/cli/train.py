@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
         return 3
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only rank 0 reports
     if result.best_epoch is not None:
         print(f"best validation {cfg.eval.select} {result.best_val:.4f} at epoch "
               f"{result.best_epoch}")
