@@ -104,3 +104,11 @@ def test_cache_never_inside_data_folder(dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("FERMIXNET_CACHE", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
     assert build_cache(dataset, 8).path.parent == tmp_path / "env"
+
+
+def test_variants_of_a_data_set_keep_their_own_caches(dataset, tmp_path):
+    whole = build_cache(dataset, 8, tmp_path / "cache")
+    part = build_cache(dataset.subset([0, 1]), 8, tmp_path / "cache")
+    assert whole.path != part.path and whole.path.exists() and part.path.exists()
+    assert len(part) == 2 and part.labels.tolist() == dataset.labels()[:2].tolist()
+    assert build_cache(dataset, 8, tmp_path / "cache").path == whole.path

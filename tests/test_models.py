@@ -181,6 +181,11 @@ def test_unknown_model_lists_valid_names() -> None:
         create_model("vgg16", num_classes=7)
 
 
+def test_unknown_option_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"'resnet18' does not accept options \['depth'\]"):
+        create_model("resnet18", num_classes=7, depth=34)
+
+
 @pytest.mark.parametrize("bad", [1, 0, -3, 2.5, True])
 def test_bad_num_classes(bad: object) -> None:
     with pytest.raises(ValueError, match="num_classes"):

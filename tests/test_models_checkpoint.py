@@ -93,3 +93,18 @@ def test_wrapped_model_is_unwrapped(tmp_path: Path) -> None:
     save_checkpoint(wrapper, tmp_path, {})
     loaded, _ = load_checkpoint(tmp_path)
     assert set(loaded.state_dict()) == set(model.state_dict())
+
+
+def test_bad_meta_json(tmp_path: Path) -> None:
+    save_checkpoint(_trained_like(), tmp_path, {})
+    meta_path = tmp_path / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "arch": "vgg16"}))
+    with pytest.raises(ValueError, match=r"meta\.json: unknown model 'vgg16'"):
+        load_checkpoint(tmp_path)
+    meta_path.write_text("{\n  \"arch\": ,\n}")
+    with pytest.raises(ValueError, match=r"meta\.json: invalid JSON at line 2"):
+        load_checkpoint(tmp_path)
+    meta_path.write_text(json.dumps({"arch": "resnet18"}))
+    with pytest.raises(ValueError, match="missing field 'num_classes'"):
+        load_checkpoint(tmp_path)

@@ -154,7 +154,7 @@ def test_own_safetensors_as_pretrained(tmp_path: Path) -> None:
     torch.manual_seed(3)
     trained = create_model("resnet18", num_classes=7)
     save_checkpoint(trained, tmp_path, {})
-    model = create_model("resnet18", num_classes=7, pretrained=tmp_path / "model.safetensors")
+    model = create_model("resnet18", num_classes=7, pretrained=tmp_path)  # folder or file
     for key, value in trained.trunk.state_dict().items():
         assert torch.equal(model.trunk.state_dict()[key], value), key
     assert not torch.equal(model.fc.weight, trained.fc.weight)  # heads are never loaded
@@ -191,6 +191,10 @@ def test_unsafe_or_missing_files(tmp_path: Path) -> None:
     torch.save({"model": torch.nn.Linear(2, 2)}, path)  # a pickled module: refused, not run
     with pytest.raises(ValueError, match=r"pickled_module\.pth.*weights-only"):
         load_pretrained(create_model("resnet18", num_classes=7), path)
+    garbage = tmp_path / "notes.pth"
+    garbage.write_text("not a checkpoint\n")
+    with pytest.raises(ValueError, match=r"notes\.pth: cannot be read"):
+        load_pretrained(create_model("resnet18", num_classes=7), garbage)
     empty = tmp_path / "empty.pth"
     torch.save({"epoch": 1}, empty)
     with pytest.raises(ValueError, match=r"empty\.pth: holds no tensors"):

@@ -38,21 +38,27 @@ def default_cache_dir() -> Path:
     return Path(base) / "fermixnet"
 
 
-def cache_key(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
-    """SHA-256 over the sources' (path, size, mtime), the samples and the output geometry."""
+def sample_digest(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
+    """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method."""
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "size": list(size), "method": method,
             "classes": list(dataset.classes)}  # fmt: skip
     digest.update(json.dumps(head, sort_keys=True).encode())
+    for i, sample in enumerate(dataset.samples):
+        meta = json.dumps(dict(sample.meta), sort_keys=True)
+        digest.update(f"{dataset.sample_id(i)}\0{sample.label}\0{meta}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
+    """SHA-256 over `sample_digest` and the source files' (path, size, mtime)."""
+    digest = hashlib.sha256(sample_digest(dataset, size, method).encode())
     for path in dataset.source_files():
         try:
             stat = os.stat(path)
             digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())
-    for i, sample in enumerate(dataset.samples):
-        meta = json.dumps(dict(sample.meta), sort_keys=True)
-        digest.update(f"{dataset.sample_id(i)}\0{sample.label}\0{meta}\n".encode())
     return digest.hexdigest()
 
 
@@ -104,10 +110,7 @@ class CachedImages:
     def batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a uint8 tensor (B, 3, H, W) (one gather, one copy)."""
         idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
-        rows = self.rows[idx]
-        order = np.argsort(rows, kind="stable")  # sorted reads are kinder to the page cache
-        gathered = np.empty((len(rows), *self.images.shape[1:]), dtype=np.uint8)
-        gathered[order] = self.images[rows[order]]
+        gathered = np.asarray(self.images[self.rows[idx]])  # fancy indexing: one copy
         return torch.from_numpy(gathered).permute(0, 3, 1, 2)  # (B, 3, H, W)
 
     def tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
@@ -200,14 +203,16 @@ def build_cache(
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     _check_outside_data(cache_dir, dataset)
     key = cache_key(dataset, size, method)
-    stem = _cache_stem(dataset, size)
+    # <name>-<split>-<HxW>-<which samples>-<which file versions>: a changed source file replaces
+    # the cache of the same samples; other variants (options, roots) keep their own caches.
+    stem = f"{_cache_stem(dataset, size)}-{sample_digest(dataset, size, method)[:12]}"
     json_path = cache_dir / f"{stem}-{key[:16]}.json"
     cached = open_cache(json_path, key)
     if cached is not None:
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress)
-    for old in cache_dir.glob(f"{stem}-*.*"):  # stale caches of the same data set and size
+    for old in cache_dir.glob(f"{stem}-*.*"):  # stale versions of the same samples
         if old.stem != json_path.stem and old.suffix in (".npy", ".json"):
             old.unlink(missing_ok=True)
     return CachedImages(json_path.with_suffix(".npy"), meta)

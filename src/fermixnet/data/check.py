@@ -142,7 +142,7 @@ def check_dataset(
     for split in _splits_to_check(name, splits):
         try:
             ds = create_dataset(name, root, split, **(options or {}))
-        except (ValueError, FileNotFoundError) as err:
+        except (ValueError, OSError) as err:  # OSError: e.g. a list we may not read
             absent = "split folder" in str(err) or "only split=all" in str(err)
             if absent and not requested:
                 continue  # a generic layout without this split
@@ -155,7 +155,7 @@ def check_dataset(
         try:
             everything = create_dataset(name, root, "all", **(options or {}))
             results.append(check_split(everything, workers))
-        except (ValueError, FileNotFoundError) as err:
+        except (ValueError, OSError) as err:
             results.append(SplitCheck(split="all", error=str(err)))
     return CheckResult(name=name, root=str(root), splits=results)
 

@@ -63,5 +63,5 @@ def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) 
         report.notes.append(f"found {len(samples)} images, {EXPECTED} expected")
     samples = [replace(s, meta={**s.meta, "occluded": "1"}) for s in samples]
     return FERDataset(
-        samples, labels.class_names(7), name="fedro", root=base, split=split, report=report
+        samples, labels.class_names(7), name="fedro", root=root, split=split, report=report
     )

@@ -17,7 +17,10 @@ Splits: Training -> train, PublicTest -> val, PrivateTest -> test. Labels from t
 from __future__ import annotations
 
 import csv
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +45,9 @@ LISTS = {
 class FERPlusCSVDataset(FERDataset):
     """FERPlus read from the CSV files: pixels live in memory, not in image files."""
 
-    def __init__(self, samples: list[Sample], pixels: np.ndarray, csv_files: list[str], **kw):
+    def __init__(
+        self, samples: list[Sample], pixels: np.ndarray, csv_files: list[str], **kw: Any
+    ) -> None:
         super().__init__(samples, **kw)
         self.pixels = pixels  # (N, 48, 48) uint8
         self.csv_files = csv_files
@@ -53,7 +58,7 @@ class FERPlusCSVDataset(FERDataset):
     def inspect(self, index: int) -> ImageInfo:
         return ImageInfo("L", 48, 48, "CSV")
 
-    def source_files(self, indices=None) -> list[str]:
+    def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         return sorted(set(self.csv_files) | set(self.report.sources))
 
 
@@ -64,12 +69,17 @@ def _votes(fields: list[str], where: str) -> list[int]:
 
 
 def _pixels(text: str, where: str) -> np.ndarray:
-    values = text.split()
-    if len(values) != 48 * 48 or not all(v.isdigit() for v in values):
-        raise ValueError(f"{where}: expected 2304 pixel values 0..255, got {len(values)} values")
-    array = np.array(values, dtype=np.int32)
-    if array.max() > 255:
-        raise ValueError(f"{where}: pixel value {array.max()} is above 255")
+    try:
+        with warnings.catch_warnings():
+            # fromstring (text mode, ~10x faster than split) warns when it meets a non-number.
+            warnings.simplefilter("error", DeprecationWarning)
+            array = np.fromstring(text, dtype=np.int32, sep=" ")
+    except (DeprecationWarning, ValueError):
+        array = np.zeros(0, dtype=np.int32)
+    if array.size != 48 * 48:
+        raise ValueError(f"{where}: expected 2304 space-separated pixel values 0..255")
+    if array.min() < 0 or array.max() > 255:
+        raise ValueError(f"{where}: pixel values must lie in 0..255")
     return array.astype(np.uint8).reshape(48, 48)
 
 

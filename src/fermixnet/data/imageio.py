@@ -97,7 +97,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
             return pil_to_rgb_array(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as err:  # fmt: skip
         raise ImageReadError(f"cannot decode image {path}: {err}") from err
 
 
@@ -120,7 +121,8 @@ def probe(path: str | Path, data: bytes | None = None) -> ImageInfo:
             return info
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as err:  # fmt: skip
         raise ImageReadError(f"cannot decode image {path}: {err}") from err
 
 

@@ -66,14 +66,17 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_dataset(name: str, root: str | Path, split: str = "train", **options: Any) -> FERDataset:
+def create_dataset(
+    name: str, root: str | Path, split: str | None = None, **options: Any
+) -> FERDataset:
     """Read data set `name` from `root` for `split`.
 
     Args:
         name: a registered adapter (`list_datasets()`): rafdb, ferplus, affectnet, fedro, folder,
             manifest, ...
         root: the data folder (or, for `manifest`, the CSV file itself).
-        split: train, val, test (or all, where the adapter allows it).
+        split: train, val, test (or all, where the adapter allows it); None: the adapter's
+            default (train, except test for the test-only FED-RO).
         **options: adapter options (strings from the CLI are coerced). Common to all adapters:
             `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`).
 
@@ -92,7 +95,7 @@ def create_dataset(name: str, root: str | Path, split: str = "train", **options:
         raise FileNotFoundError(
             f"{name}: data root {root} does not exist (see docs/data.md for the expected layout)"
         )
-    dataset = factory(root, split, **options)
+    dataset = factory(root, split, **options) if split else factory(root, **options)
     if only:
         subsets = dataset.subsets()
         if only not in subsets:

@@ -35,7 +35,8 @@ def class_balanced_downsample(
     if max_per_class is not None and max_per_class < 1:
         raise ValueError(f"max_per_class must be at least 1, got {max_per_class}")
     classes, counts = np.unique(labels, return_counts=True)
-    cap = int(max_per_class) if max_per_class is not None else int(counts.min(initial=0))
+    smallest = int(counts.min()) if counts.size else 0
+    cap = int(max_per_class) if max_per_class is not None else smallest
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     for label in classes:

@@ -173,6 +173,7 @@ def apply_subset_list(
     report: DatasetReport,
     *,
     label_map: Mapping[int, int] | None = None,
+    quiet_if_unmatched: bool = False,
 ) -> list[Sample]:
     """Mark the samples named in a list (meta), and record how many entries were found.
 
@@ -182,6 +183,8 @@ def apply_subset_list(
         kind: occlusion, pose30, pose45 or occlusion_type.
         report: receives `lists[<file name>]` counts, a note and the file as a cache source.
         label_map: list label code -> canonical index, to count label mismatches.
+        quiet_if_unmatched: record nothing when no entry matches (a list found by its public
+            name that belongs to another split).
     """
     entries, duplicates = read_subset_list(path, kind)
     by_key = {stem_key(s.meta.get("image_name") or s.path): i for i, s in enumerate(samples)}
@@ -196,13 +199,15 @@ def apply_subset_list(
         if label_map is not None and entry.label is not None:
             mismatches += int(label_map.get(entry.label, -1) != sample.label)
         out[index] = replace(sample, meta={**sample.meta, **_meta_for(kind, entry)})
+    if found == 0 and quiet_if_unmatched:
+        return out
     report.lists[path.name] = {
         "entries": len(entries), "duplicates": duplicates, "found": found,
         "missing": len(entries) - found, "label_mismatches": mismatches,
     }  # fmt: skip
     report.notes.append(
-        f"{kind} list {path.name}: {len(entries)} entries ({duplicates} duplicated lines "
-        f"dropped), {found} found among {len(samples)} images"
+        f"{kind} list {path.name}: {len(entries)} entries, {found} found among "
+        f"{len(samples)} images (duplicated lines dropped: {duplicates})"
         + (f", {mismatches} with a different label" if mismatches else "")
     )
     report.sources.append(str(path))
@@ -251,5 +256,7 @@ def attach_lists(
         if kind.startswith("pose") and label_path != path and label_path.is_file():
             check_companion(path, label_path)
             report.sources.append(str(label_path))
-        out = apply_subset_list(out, path, kind, report, label_map=label_map)
+        out = apply_subset_list(
+            out, path, kind, report, label_map=label_map, quiet_if_unmatched=not given
+        )
     return out

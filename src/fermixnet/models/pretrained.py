@@ -17,14 +17,12 @@ found with the right shape.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 if TYPE_CHECKING:
@@ -93,6 +91,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         ValueError: the file cannot be read safely or holds no tensors.
     """
     path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"  # one of our checkpoint folders
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path} ({WHERE_TO_GET})")
     try:
@@ -100,8 +100,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj: Any = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(f"{path}: cannot be read as weights-only checkpoint: {err}") from err
+    except OSError:
+        raise
+    except Exception as err:  # corrupt or unsafe files raise many types; all mean "not weights"
+        raise ValueError(f"{path}: cannot be read as a weights-only checkpoint "
+                         f"({type(err).__name__}: {err})") from err
     for _ in range(3):  # e.g. {"state_dict": {...}} or {"model": {"state_dict": ...}}
         if not isinstance(obj, Mapping):
             break

@@ -76,8 +76,11 @@ def create_model(
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    model = FERMixNet(_TRUNKS[name](**kwargs), arch=name, num_classes=num_classes,
-                      mid_branch=mid_branch)
+    try:
+        trunk = _TRUNKS[name](**kwargs)
+    except TypeError as err:  # unknown keyword: a user error, reported as such
+        raise ValueError(f"model {name!r} does not accept options {sorted(kwargs)}: {err}") from err
+    model = FERMixNet(trunk, arch=name, num_classes=num_classes, mid_branch=mid_branch)
     if pretrained is not None:
         from fermixnet.models.weights import load_pretrained
 

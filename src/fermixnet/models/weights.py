@@ -49,11 +49,12 @@ def unwrap_model(model: nn.Module) -> FERMixNet:
     Raises:
         ValueError: if no FERMixNet is found.
     """
-    seen = model
+    seen: object = model
     for _ in range(4):
         if isinstance(seen, FERMixNet):
             return seen
-        seen = getattr(seen, "module", None) or getattr(seen, "_orig_mod", None)
+        inner = getattr(seen, "module", None)
+        seen = inner if inner is not None else getattr(seen, "_orig_mod", None)
         if seen is None:
             break
     raise ValueError(f"expected a FERMixNet (or a wrapper of one), got {type(model).__name__}")
@@ -148,6 +149,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{meta_path}: invalid JSON at line {err.lineno}: {err.msg}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object, found {type(meta).__name__}")
     for key in _AUTO_FIELDS:
         if key not in meta:
             raise ValueError(f"{meta_path}: missing field {key!r}")
@@ -161,7 +164,7 @@ def _field_of(key: str) -> str:
     return "num_classes" if key.startswith("fc.") else "arch"
 
 
-def check_state_dict(
+def _check_state_dict(
     model: nn.Module, state: Mapping[str, torch.Tensor], source: Path, meta_path: Path
 ) -> None:
     """Raises ValueError naming the first key/shape disagreement and the meta field behind it."""
@@ -198,13 +201,14 @@ def load_checkpoint(
     """
     weights, meta_path = _resolve(path)
     meta = read_meta(weights)
-    model = create_model(
-        meta["arch"], int(meta["num_classes"]), mid_branch=bool(meta["mid_branch"])
-    )
+    try:
+        model = create_model(meta["arch"], meta["num_classes"], mid_branch=bool(meta["mid_branch"]))
+    except ValueError as err:  # e.g. an arch this version does not know
+        raise ValueError(f"{meta_path}: {err}") from err
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{weights}: not a readable safetensors file: {err}") from err
-    check_state_dict(model, state, weights, meta_path)
+    _check_state_dict(model, state, weights, meta_path)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), meta
