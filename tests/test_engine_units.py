@@ -164,3 +164,27 @@ def test_transform_presets_keep_uint8_and_size(preset):
     assert build_transform("none", 32) is None
     with pytest.raises(ValueError, match="preset"):
         build_transform("jitter", 32)
+
+
+def test_precision_choice_per_device():
+    from fermixnet.config import load_config
+    from fermixnet.engine.trainer import _precision
+
+    cpu = torch.device("cpu")
+    assert _precision(load_config(None), cpu) == (None, False)  # auto: off on CPU
+    assert _precision(load_config(None, ["train.amp=bf16"]), cpu) == (torch.bfloat16, False)
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        _precision(load_config(None, ["train.amp=fp16"]), cpu)
+
+
+def test_bf16_channels_last_and_sam_steps_on_cpu():
+    from fermixnet.engine.loop import optimize_step
+
+    model = TwoHead()
+    ctx = _ctx(model, amp_dtype=torch.bfloat16, channels_last=True)
+    ctx.optimizer = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+    x = torch.rand(4, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    before = model.high.weight.detach().clone()
+    res, _ = optimize_step(model, make_step_batch(x, torch.tensor([0, 1, 2, 0]), ctx), ctx)
+    assert model.batches == [8, 8]  # SAM: two forwards over the same main + mixed batch
+    assert torch.isfinite(res.total) and not torch.equal(before, model.high.weight)

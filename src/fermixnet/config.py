@@ -244,6 +244,8 @@ class TrainConfig:
     """Steps between log records (TensorBoard, NaN checks)."""
     max_steps_per_epoch: int | None = None
     """Cut each epoch after this many steps (smoke runs)."""
+    cpu_threads: int | None = None
+    """torch intra-op threads (null: torch's default); 1 is fastest on a busy shared CPU."""
 
     def __post_init__(self) -> None:
         # YAML 1.1 reads `on`/`off` as booleans.
@@ -258,6 +260,8 @@ class TrainConfig:
         _check(self.log_every >= 1, "train.log_every", ">= 1", self.log_every, "20")
         _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
                "train.max_steps_per_epoch", ">= 1 or null", self.max_steps_per_epoch, "10")
+        _check(self.cpu_threads is None or self.cpu_threads >= 1, "train.cpu_threads",
+               ">= 1 or null", self.cpu_threads, "1")
 
 
 @dataclass

@@ -269,6 +269,8 @@ def fit(
         TrainingDivergedError: the loss became NaN/inf; `checkpoints/last` is the last good one.
     """
     out_dir = Path(out_dir)
+    if cfg.train.cpu_threads is not None:
+        torch.set_num_threads(cfg.train.cpu_threads)
     dist, device = init_distributed(cfg.train.device)
     owns_group = dist.enabled
     try:
