@@ -64,7 +64,7 @@ def predict(
     channels_last: bool = False,
     amp_dtype: torch.dtype | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Run the model over a loader of `(uint8 image, label, index)` batches.
+    """Run the model over a loader of `(uint8 image, label[, index])` batches.
 
     Returns:
         `(logits per head (N, K) float32 on CPU, labels (N,), dataset indices (N,))`.
@@ -74,7 +74,12 @@ def predict(
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     chunks: dict[str, list[torch.Tensor]] = {}
     labels, indices = [], []
-    for x, y, idx in loader:
+    seen = 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        # Loaders without indices (plain `(image, label)` batches) count in order.
+        idx = batch[2] if len(batch) > 2 else torch.arange(seen, seen + len(y))
+        seen += len(y)
         x = to_model_input(x, device, mean_t, std_t, channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
@@ -190,7 +195,8 @@ def evaluate(
 
     Args:
         model: the (unwrapped) model; put in eval mode here.
-        loader: batches of `(uint8 (B, 3, H, W), labels (B,), dataset indices (B,))`.
+        loader: batches of `(uint8 (B, 3, H, W), labels (B,)[, dataset indices (B,)])`; the
+            indices are needed only for sharded evaluation under torchrun (`shard_loader`).
         device: where to run.
         classes: class names, in label order.
         mean: normalisation mean.

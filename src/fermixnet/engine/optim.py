@@ -32,6 +32,8 @@ def build_scheduler(
     """Per-epoch schedule: `step` (lr / 10 every 10 epochs), `exp` (x 0.8 each epoch), `cosine`,
     or `none` (constant)."""
     sched = torch.optim.lr_scheduler
+    # SAM shares its param groups with the base optimiser, whose step() the scheduler must see.
+    optimizer = getattr(optimizer, "base_optimizer", optimizer)
     if cfg.name == "step":
         return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.name == "exp":

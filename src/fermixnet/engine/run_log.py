@@ -13,19 +13,20 @@ from typing import Any
 from fermixnet.engine.checkpoint import atomic_write_text
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """NaN and infinities to None, recursively (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write; NaN/inf become null (valid JSON)."""
-    atomic_write_text(path, json.dumps(_json_safe(data), indent=1))
+    atomic_write_text(path, json.dumps(json_safe(data), indent=1))
 
 
 class RunLogger:

@@ -26,7 +26,7 @@ from fermixnet.engine.distributed import DistInfo, barrier, init_distributed, sh
 from fermixnet.engine.evaluate import EvalResult, evaluate, shard_loader
 from fermixnet.engine.loop import EpochContext, StepInfo, TrainingDivergedError, train_one_epoch
 from fermixnet.engine.optim import build_optimizer, build_scheduler
-from fermixnet.engine.run_log import RunLogger, write_json
+from fermixnet.engine.run_log import RunLogger, json_safe, write_json
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
@@ -83,7 +83,7 @@ def _model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
         "config": cfg.to_dict(),
-        "metrics": metrics,
+        "metrics": json_safe(metrics),
         "fermixnet_version": __version__,
     }
 
