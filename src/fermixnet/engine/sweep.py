@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,13 +62,15 @@ def sweep(
     out = Path(out_dir)
     cfgs = [load_config(c, [*overrides, f"train.seed={s}"]) for c in configs for s in seeds]
     names = [c.name for c in cfgs]
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun every rank runs the loop
     for cfg in cfgs:
         run_dir = out / cfg.name / f"seed{cfg.train.seed}"
         status = run_status(run_dir)
-        print(f"[sweep] {cfg.name} seed {cfg.train.seed}: {status}", flush=True)
+        if is_main:
+            print(f"[sweep] {cfg.name} seed {cfg.train.seed}: {status}", flush=True)
         if status != "complete":
             runner(cfg, run_dir, resume=status == "partial")
-    return write_summary(out, order=list(dict.fromkeys(names)))
+    return write_summary(out, order=list(dict.fromkeys(names))) if is_main else out / "summary.md"
 
 
 def _flatten(metrics: dict[str, Any]) -> dict[str, float]:
