@@ -85,7 +85,8 @@ class DataConfig:
     workers: int = 2
     """DataLoader worker processes per training process."""
     balance: str = "none"
-    """Class imbalance handling (AffectNet, Sec. 4.2): none, downsample."""
+    """Class imbalance (AffectNet, Sec. 4.2): none, downsample (the paper's), or sampler
+    (class-balanced draws with replacement; one process only)."""
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     """Normalisation mean (applied on the device)."""
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -103,7 +104,7 @@ class DataConfig:
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)", self.val_fraction,
                "0.1")
         _check(self.workers >= 0, "data.workers", ">= 0", self.workers, "2")
-        _check_choice(self.balance, "data.balance", ("none", "downsample"))
+        _check_choice(self.balance, "data.balance", ("none", "downsample", "sampler"))
         _check(all(s > 0 for s in self.std), "data.std", "three positive numbers", self.std,
                "[0.229,0.224,0.225]")
 

@@ -99,13 +99,21 @@ def _build_model(cfg: Config, device: torch.device, channels_last: bool) -> torc
     return model
 
 
-def _train_loader(train_ds, cfg: Config, dist: DistInfo, device: torch.device):
+def _train_loader(data, cfg: Config, dist: DistInfo, device: torch.device):
+    """Loader, sampler and the generator that `_train_epochs` reseeds every epoch."""
     if cfg.train.batch_size % dist.world_size:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                          f"{dist.world_size} processes")
-    per_proc = cfg.train.batch_size // dist.world_size
+    train_ds, per_proc = data.train, cfg.train.batch_size // dist.world_size
     sampler = None
-    if dist.enabled:
+    if cfg.data.balance == "sampler":
+        if dist.enabled:
+            raise ValueError("data.balance=sampler works in one process; under torchrun use "
+                             "--set data.balance=downsample")
+        from fermixnet.data.sampling import balanced_sampler
+
+        sampler = balanced_sampler(data.train_labels, seed=cfg.train.seed)
+    elif dist.enabled:
         sampler = DistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank,
                                      shuffle=True, seed=cfg.train.seed, drop_last=True)
     drop_last = len(train_ds) // dist.world_size >= per_proc  # BN needs > 1 image per batch
@@ -346,14 +354,16 @@ def _train_epochs(run, model, optimizer, scheduler, data, st: _State, logger, ho
         max_steps=cfg.train.max_steps_per_epoch, world_size=dist.world_size,
         show_progress=dist.is_main and _isatty(), hook=hook, log=logger.scalars,
     )
-    loader, sampler, loader_gen = _train_loader(data.train, cfg, dist, device)
+    loader, sampler, loader_gen = _train_loader(data, cfg, dist, device)
     for epoch in range(st.epoch, cfg.train.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.train.seed, epoch, 0))  # workers=0 transforms
         loader_gen.manual_seed(_epoch_seed(cfg.train.seed, epoch, 1))
         ctx.generator.manual_seed(_epoch_seed(cfg.train.seed, epoch, 2))
-        if sampler is not None:
+        if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
+        elif sampler is not None:  # class-balanced draws, also seeded per epoch
+            sampler.generator.manual_seed(_epoch_seed(cfg.train.seed, epoch, 3))
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(wrapped, loader, ctx, epoch, st.global_step)
         scheduler.step()
