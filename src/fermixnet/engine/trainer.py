@@ -18,15 +18,16 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from fermixnet import __version__
 from fermixnet.config import Config
 from fermixnet.engine import checkpoint as ckpt
+from fermixnet.engine import run_state
 from fermixnet.engine.datasets import TestSet, build_test_sets, build_train_data
 from fermixnet.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from fermixnet.engine.evaluate import EvalResult, evaluate, shard_loader
 from fermixnet.engine.loop import EpochContext, StepInfo, TrainingDivergedError, train_one_epoch
 from fermixnet.engine.optim import build_optimizer, build_scheduler
-from fermixnet.engine.run_log import RunLogger, json_safe, write_json
+from fermixnet.engine.run_log import RunLogger, write_json
+from fermixnet.engine.run_state import RunState
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
@@ -43,15 +44,6 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, dict[str, EvalResult]] = field(default_factory=dict)
     """test set -> {"last": result with the last weights, "best": with the best-by-validation}."""
-
-
-@dataclass
-class _State:
-    epoch: int = 0  # epochs completed
-    global_step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val: float | None = None
 
 
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -71,21 +63,6 @@ def _precision(cfg: Config, device: torch.device) -> tuple[torch.dtype | None, b
                              "(use --set train.amp=bf16 or off)")
         return torch.float16, True
     return (torch.bfloat16, False) if amp == "bf16" else (None, False)
-
-
-def _model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "arch": cfg.model.name,
-        "num_classes": cfg.model.num_classes,
-        "classes": list(cfg.classes),
-        "mid_branch": cfg.model.mid_branch,
-        "input_size": cfg.model.input_size,
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
-        "config": cfg.to_dict(),
-        "metrics": json_safe(metrics),
-        "fermixnet_version": __version__,
-    }
 
 
 def _build_model(cfg: Config, device: torch.device, channels_last: bool) -> torch.nn.Module:
@@ -122,60 +99,6 @@ def _train_loader(data, cfg: Config, dist: DistInfo, device: torch.device):
                         num_workers=cfg.data.workers, drop_last=drop_last, generator=gen,
                         pin_memory=device.type == "cuda")
     return loader, sampler, gen
-
-
-def _restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> _State:
-    from fermixnet.models.weights import load_checkpoint
-
-    loaded, meta = load_checkpoint(folder, device="cpu")
-    if list(meta.get("classes", [])) != list(cfg.classes):
-        raise ValueError(f"{folder}: checkpoint classes {meta.get('classes')} differ from the "
-                         f"config's {list(cfg.classes)}")
-    model.load_state_dict(loaded.state_dict(), strict=True)
-    state = ckpt.load_train_state(folder)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    return _State(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
-                  history=list(state["history"]), best_epoch=state.get("best_epoch"),
-                  best_val=state.get("best_val"))
-
-
-def _save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: _State,
-          cfg: Config) -> None:
-    train_state = {
-        "epoch": st.epoch, "global_step": st.global_step, "history": st.history,
-        "best_epoch": st.best_epoch, "best_val": st.best_val,
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-    }
-    meta = _model_meta(cfg, st.history[-1] if st.history else {})
-    for name in names:
-        ckpt.save_train_checkpoint(root, name, model, meta, train_state)
-
-
-def _summary(st: _State, cfg: Config, status: str, test: dict | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": cfg.name, "status": status, "epochs": cfg.train.epochs,
-        "epochs_completed": st.epoch, "select": f"val_{cfg.eval.select}",
-        "best_epoch": st.best_epoch, "best_val": st.best_val,
-    }
-    if test is not None:
-        out["test"] = {
-            name: {which: _brief(r) for which, r in res.items()} for name, res in test.items()
-        }
-    return out
-
-
-def _brief(r: EvalResult) -> dict[str, Any]:
-    fused = r.heads["fused"]
-    return {
-        "accuracy": fused["overall"]["accuracy"],
-        "balanced_accuracy": fused["overall"]["balanced_accuracy"],
-        "heads": {h: b["overall"]["accuracy"] for h, b in r.heads.items()},
-        "subsets": {s: m["accuracy"] for s, m in fused["subsets"].items()},
-    }
 
 
 class _Run:
@@ -315,7 +238,9 @@ def _fit(run: _Run, resume: bool, hook) -> FitResult:
     model = _build_model(cfg, run.device, run.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.sched, optimizer, cfg.train.epochs)
-    st = _restore(last, model, optimizer, scheduler, run.scaler, cfg) if resume else _State()
+    st = RunState()
+    if resume:
+        st = run_state.restore(last, model, optimizer, scheduler, run.scaler, cfg)
     _write_mix_grid(run, data.preview)
     logger = RunLogger(run.out_dir, dist.is_main, purge_step=st.global_step if resume else None)
     try:
@@ -323,13 +248,13 @@ def _fit(run: _Run, resume: bool, hook) -> FitResult:
         test = _final_tests(run, model, tests, st)
         if dist.is_main:
             write_json(run.out_dir / "metrics.json",
-                       {**_summary(st, cfg, "complete", test), "history": st.history})
+                       {**run_state.summary(st, cfg, "complete", test), "history": st.history})
     finally:
         logger.close()
     return FitResult(run.out_dir, st.epoch, st.best_epoch, st.best_val, st.history, test)
 
 
-def _train_epochs(run, model, optimizer, scheduler, data, st: _State, logger, hook) -> None:
+def _train_epochs(run, model, optimizer, scheduler, data, st: RunState, logger, hook) -> None:
     from fermixnet.augment import build_mixer
     from fermixnet.losses import CoTrainingLoss
 
@@ -373,7 +298,7 @@ def _train_epochs(run, model, optimizer, scheduler, data, st: _State, logger, ho
         _end_epoch(run, model, optimizer, scheduler, st, row, logger)
 
 
-def _end_epoch(run, model, optimizer, scheduler, st: _State, row, logger) -> None:
+def _end_epoch(run, model, optimizer, scheduler, st: RunState, row, logger) -> None:
     cfg = run.cfg
     st.epoch, st.global_step = row["epoch"], row["global_step"]
     st.history.append(row)
@@ -383,15 +308,15 @@ def _end_epoch(run, model, optimizer, scheduler, st: _State, row, logger) -> Non
         st.best_epoch, st.best_val = st.epoch, value
     if run.dist.is_main:
         names = ["best", "last"] if improved else ["last"]
-        _save(run.ckpt_root, names, model, optimizer, scheduler, run.scaler, st, cfg)
-        logger.epoch(st.history, _summary(st, cfg, "running"))
+        run_state.save(run.ckpt_root, names, model, optimizer, scheduler, run.scaler, st, cfg)
+        logger.epoch(st.history, run_state.summary(st, cfg, "running"))
         val = f" val {value:.4f}" if value is not None else ""
         print(f"epoch {st.epoch}/{cfg.train.epochs} loss {row['train_loss']:.4f} "
               f"acc {row['train_acc']:.4f}{val} {row['images_per_s']:.1f} img/s", flush=True)
     barrier()
 
 
-def _final_tests(run: _Run, model, tests: list[TestSet], st: _State):
+def _final_tests(run: _Run, model, tests: list[TestSet], st: RunState):
     """Test sets with the last weights, then with the best-by-validation weights."""
     results: dict[str, dict[str, EvalResult]] = {t.name: {} for t in tests}
     if not tests:
