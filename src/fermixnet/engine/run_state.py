@@ -26,6 +26,7 @@ class RunState:
 
 
 def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
+    """`meta.json` content: classes, input size, mean/std, config, metrics (strict JSON)."""
     return {
         "arch": cfg.model.name,
         "num_classes": cfg.model.num_classes,
@@ -41,6 +42,7 @@ def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> RunState:
+    """Load weights (strictly), optimizer, scheduler and scaler from a checkpoint folder."""
     from fermixnet.models.weights import load_checkpoint
 
     loaded, meta = load_checkpoint(folder, device="cpu")
@@ -54,12 +56,13 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     return RunState(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
-                  history=list(state["history"]), best_epoch=state.get("best_epoch"),
-                  best_val=state.get("best_val"))
+                    history=list(state["history"]), best_epoch=state.get("best_epoch"),
+                    best_val=state.get("best_val"))
 
 
 def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: RunState,
-          cfg: Config) -> None:
+         cfg: Config) -> None:
+    """Write the checkpoint folders `names` (`best` before `last`) atomically."""
     train_state = {
         "epoch": st.epoch, "global_step": st.global_step, "history": st.history,
         "best_epoch": st.best_epoch, "best_val": st.best_val,
@@ -72,6 +75,7 @@ def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: 
 
 
 def summary(st: RunState, cfg: Config, status: str, test: dict | None = None) -> dict[str, Any]:
+    """The `metrics.json` summary: status, best epoch/value, test results if any."""
     out: dict[str, Any] = {
         "name": cfg.name, "status": status, "epochs": cfg.train.epochs,
         "epochs_completed": st.epoch, "select": f"val_{cfg.eval.select}",
@@ -85,6 +89,7 @@ def summary(st: RunState, cfg: Config, status: str, test: dict | None = None) ->
 
 
 def brief(r: EvalResult) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-head and per-subset accuracy of a test result."""
     fused = r.heads["fused"]
     return {
         "accuracy": fused["overall"]["accuracy"],
