@@ -49,7 +49,12 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
     if list(meta.get("classes", [])) != list(cfg.classes):
         raise ValueError(f"{folder}: checkpoint classes {meta.get('classes')} differ from the "
                          f"config's {list(cfg.classes)}")
-    model.load_state_dict(loaded.state_dict(), strict=True)
+    try:
+        model.load_state_dict(loaded.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{folder}: the checkpoint's model ({meta.get('arch')}, mid_branch="
+                         f"{meta.get('mid_branch')}) does not match the config's "
+                         f"({cfg.model.name}, mid_branch={cfg.model.mid_branch}): {err}") from None
     state = ckpt.load_train_state(folder)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
