@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 @dataclass
@@ -145,6 +145,10 @@ def annotate(image: np.ndarray, result: ImageResult) -> Image.Image:
     pil = Image.fromarray(image).convert("RGB")
     draw = ImageDraw.Draw(pil)
     width = max(1, round(max(pil.size) / 300))
+    try:  # a scalable font (Pillow >= 10.1); the bitmap default otherwise
+        font = ImageFont.load_default(size=max(10, max(pil.size) // 40))
+    except TypeError:
+        font = ImageFont.load_default()
     for face in result.faces:
         x0, y0, x1, y1 = face.box
         draw.rectangle((x0, y0, x1, y1), outline=(0, 255, 0), width=width)
@@ -153,7 +157,8 @@ def annotate(image: np.ndarray, result: ImageResult) -> Image.Image:
         text = f"{face.label} {face.score:.2f}"
         if face.track_id is not None:
             text = f"#{face.track_id} {text}"
-        tx, ty = x0, max(0.0, y0 - 12)
-        draw.rectangle(draw.textbbox((tx, ty), text), fill=(0, 0, 0))
-        draw.text((tx, ty), text, fill=(255, 255, 255))
+        _, top, _, bottom = draw.textbbox((0, 0), text, font=font)
+        tx, ty = x0, max(0.0, y0 - (bottom - top) - 4)
+        draw.rectangle(draw.textbbox((tx, ty), text, font=font), fill=(0, 0, 0))
+        draw.text((tx, ty), text, fill=(255, 255, 255), font=font)
     return pil
