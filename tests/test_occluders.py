@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fermixnet.cli.synth import register
+from fermixnet.cli import main
+from fermixnet.data import create_dataset
 from fermixnet.data.occluders import (
     OCCLUDERS,
     OCCLUSION_TYPES,
@@ -156,39 +156,84 @@ def test_occlude_uses_synthetic_landmarks(tmp_path: Path) -> None:
     assert len(occluded) == 7 and all(r["lm_eye_l_x"] for r in occluded)
 
 
+def test_occlude_folder_dataset_at_another_resolution(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for split, label in [("test", "fear"), ("test", "surprise"), ("train", "happy")]:
+        folder = tmp_path / "src" / split / label
+        folder.mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (120, 100, 3), dtype=np.uint8)).save(folder / "a.jpg")
+    manifest = occlude_dataset(
+        f"folder:{tmp_path / 'src'}",
+        tmp_path / "out",
+        seed=0,
+        types=("corner", "object"),
+        keep_clean=False,
+    )
+    rows = _rows(manifest)
+    assert sorted((r["label"], r["occlusion"]) for r in rows) == [
+        ("fear", "corner"),
+        ("fear", "object"),
+        ("surprise", "corner"),
+        ("surprise", "object"),
+    ]
+    for row in rows:
+        assert Image.open(manifest.parent / row["path"]).size == (100, 120)
+        assert row["source"].startswith("test/")
+
+
 def test_cli_synth_and_occlude(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
-        [
-            "synth",
-            "--out",
-            str(tmp_path / "s"),
-            "--size",
-            "32",
-            "--train",
-            "7",
-            "--val",
-            "0",
-            "--test",
-            "7",
-            "--seed",
-            "1",
-        ]
-    )
-    assert args.func(args) == 0
-    args = parser.parse_args(
-        [
-            "occlude",
-            "--data",
-            f"manifest:{tmp_path / 's'}",
-            "--out",
-            str(tmp_path / "o"),
-            "--types",
-            "lower,left",
-            "--no-clean",
-        ]
-    )
-    assert args.func(args) == 0
+    synth = [
+        "data",
+        "synth",
+        "--out",
+        str(tmp_path / "s"),
+        "--size",
+        "32",
+        "--train",
+        "7",
+        "--val",
+        "0",
+        "--test",
+        "7",
+        "--seed",
+        "1",
+    ]
+    assert main(synth) == 0
+    occ = [
+        "data",
+        "occlude",
+        "--data",
+        f"manifest:{tmp_path / 's'}",
+        "--out",
+        str(tmp_path / "o"),
+        "--types",
+        "lower,left",
+        "--no-clean",
+    ]
+    assert main(occ) == 0
     rows = _rows(tmp_path / "o" / "manifest.csv")
     assert sorted({r["occlusion"] for r in rows}) == ["left", "lower"] and len(rows) == 14
+    assert (
+        main(
+            [
+                "data",
+                "occlude",
+                "--data",
+                f"manifest:{tmp_path / 's'}",
+                "--out",
+                str(tmp_path / "x"),
+                "--types",
+                "diagonal",
+            ]
+        )
+        == 2
+    )
+
+
+def test_occluded_set_reads_back_with_subsets(tmp_path: Path) -> None:
+    src = generate_synthetic(tmp_path / "syn", seed=0, size=32, counts={"test": 7}).parent
+    occlude_dataset(f"manifest:{src}", tmp_path / "occ", types=("upper", "lower"), seed=0)
+    ds = create_dataset("manifest", str(tmp_path / "occ"), "test")
+    assert len(ds) == 21 and ds.load(0).shape == (32, 32, 3)
+    subsets = ds.subsets()
+    assert len(subsets["occlusion=upper"]) == 7 and len(subsets["occlusion=lower"]) == 7

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fermixnet.data import create_dataset
 from fermixnet.data.synth_faces import AU_INDEX, PROTOTYPES, SynthConfig, sample_face
 from fermixnet.data.synth_render import render_face
 from fermixnet.data.synthetic import generate_synthetic, render_sample
+from fermixnet.labels import canonical_index
 
 COUNTS = {"train": 14, "val": 7, "test": 7}
 
@@ -143,3 +145,15 @@ def test_bad_arguments_raise(tmp_path: Path) -> None:
         generate_synthetic(tmp_path, size=32, counts={"holdout": 1})
     with pytest.raises(ValueError, match="intensity"):
         SynthConfig(intensity=(0.8, 0.2))
+
+
+def test_adapters_read_the_generated_data(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path, seed=0, size=32, counts={"train": 14, "test": 7}).parent
+    rows = [r for r in _rows(root) if r["split"] == "train"]
+    by_manifest = create_dataset("manifest", str(root), "train")
+    by_folder = create_dataset("folder", str(root / "images"), "train")
+    assert len(by_manifest) == len(by_folder) == 14
+    expected = sorted(canonical_index(r["label"]) for r in rows)
+    assert sorted(s.label for s in by_manifest.samples) == expected
+    assert sorted(s.label for s in by_folder.samples) == expected
+    assert by_manifest.samples[0].meta["occlusion"] == "none"

@@ -32,9 +32,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fermixnet.data import synth_occluder_shapes as shapes
-from fermixnet.data.synth_io import SPLITS, read_manifest, save_png, union_columns, write_manifest
+from fermixnet.data.registry import create_dataset, parse_data_spec
+from fermixnet.data.synth_io import SPLITS, save_png, union_columns, write_manifest
 from fermixnet.data.synth_occluder_shapes import Drawer, FaceFrame, Landmarks
-from fermixnet.labels import CANONICAL, canonical_index
+from fermixnet.labels import CANONICAL
 
 OCCLUSION_TYPES: tuple[str, ...] = ("upper", "lower", "left", "right", "corner", "object")
 
@@ -195,39 +196,11 @@ def occlude(
 Item = tuple[str, int, dict[str, str]]
 
 
-def _parse_spec(data: str) -> tuple[str, str, dict[str, str]]:
-    try:
-        from fermixnet.data import parse_data_spec
-    except ImportError:  # the data adapters are not installed: accept name:root[,k=v...]
-        name, sep, rest = data.partition(":")
-        if not sep or not rest:
-            raise ValueError(f"--data must be name:root[,key=value], got {data!r}") from None
-        root, *pairs = rest.split(",")
-        return name, root, dict(p.split("=", 1) for p in pairs)
-    return parse_data_spec(data)
-
-
 def _source(data: str, split: str) -> tuple[list[Item], Callable[[int], np.ndarray]]:
-    """Samples (path, canonical label, meta) of one split and a loader of image i."""
-    name, root, opts = _parse_spec(data)
-    try:
-        from fermixnet.data import create_dataset
-    except ImportError:
-        create_dataset = None
-    if create_dataset is not None:
-        ds = create_dataset(name, root, split, **opts)
-        return [(s.path, int(s.label), dict(s.meta)) for s in ds.samples], ds.load
-    if name != "manifest":
-        raise ValueError(
-            f"--data {data!r}: only manifest:<root> is readable without fermixnet.data"
-        )
-    rows = [r for r in read_manifest(Path(root)) if r["split"] == split]
-    items = [(str(Path(root) / r["path"]), _label_index(r["label"]), r) for r in rows]
-    return items, lambda i: np.asarray(Image.open(items[i][0]).convert("RGB"))
-
-
-def _label_index(label: str) -> int:
-    return int(label) if label.isdigit() else canonical_index(label)
+    """Samples (path, canonical label, meta) of one split through the data adapters."""
+    name, root, options = parse_data_spec(data)
+    ds = create_dataset(name, root, split, **options)
+    return [(s.path, int(s.label), dict(s.meta)) for s in ds.samples], ds.load
 
 
 def _row(path: str, root: Path, label: int, split: str, meta: Mapping[str, str]) -> dict:
@@ -281,7 +254,7 @@ def occlude_dataset(
     """
     types = parse_types(list(types))
     root = Path(out)
-    src_root = Path(_parse_spec(data)[1])
+    src_root = Path(parse_data_spec(data)[1])
     rows = []
     for split in splits:
         items, load = _source(data, split)

@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fermixnet.labels import CANONICAL, canonical_index
-
 BASE_COLUMNS: tuple[str, ...] = ("path", "label", "split")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -58,33 +56,6 @@ def write_manifest(path: Path, rows: Sequence[Mapping[str, object]], extra: Sequ
     for row in rows:
         writer.writerow([format_value(row.get(c, "")) for c in columns])
     _atomic_write(path, buf.getvalue().encode("utf-8"))
-
-
-def read_manifest(root: Path) -> list[dict[str, str]]:
-    """Rows of `<root>/manifest.csv` as dicts (a minimal reader used when no adapter is given).
-
-    Raises:
-        FileNotFoundError: when the manifest is missing.
-        ValueError: naming the line of a row with a missing column or an unknown label.
-    """
-    path = Path(root) / "manifest.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest.csv (expected header path,label,split,...)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in BASE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: header lacks column(s) {', '.join(missing)}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            if row["split"] not in SPLITS:
-                raise ValueError(f"{path}:{line}: split {row['split']!r} not one of {SPLITS}")
-            label = row["label"]
-            index = int(label) if label.isdigit() else canonical_index(label)
-            if not 0 <= index < len(CANONICAL):
-                raise ValueError(f"{path}:{line}: label {label!r} is not a canonical class")
-            rows.append(row)
-    return rows
 
 
 def union_columns(rows: Iterable[Mapping[str, object]]) -> list[str]:
