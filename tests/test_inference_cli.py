@@ -107,6 +107,8 @@ def test_predict_user_errors(checkpoint, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "x.png"), "--checkpoint", str(tmp_path / "no_ckpt"),
                  "--detector", "aligned"]) == 2
     assert "no_ckpt" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "x.png"), "--checkpoint", str(tmp_path / "m.onnx")]) == 2
+    assert "--backend onnxruntime" in capsys.readouterr().err
     for flag, value in (("--batch-size", "0"), ("--smooth", "1.5"), ("--stride", "0")):
         argv = ["predict", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), flag, value]
         assert main(argv) == 2

@@ -132,6 +132,11 @@ class Predictor:
         if backend == "torch":
             from fermixnet.models.weights import load_checkpoint
 
+            suffix = Path(path).suffix.lower()
+            if suffix in (".onnx", ".pt", ".ts"):
+                other = "onnxruntime" if suffix == ".onnx" else "torchscript"
+                raise ValueError(f"--checkpoint {path} is an exported model: add --backend {other}")
+
             model, meta = load_checkpoint(str(path), device=str(device))
             fn = _torch_runner(model, device)
         else:
