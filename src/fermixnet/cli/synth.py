@@ -21,6 +21,11 @@ def _float_pair(text: str) -> tuple[float, float]:
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``synth`` and ``occlude`` to the ``data`` command group."""
+    _add_synth(data_subparsers)
+    _add_occlude(data_subparsers)
+
+
+def _add_synth(data_subparsers: argparse._SubParsersAction) -> None:
     p = data_subparsers.add_parser(
         "synth",
         help="generate the synthetic FACS-based expression data set",
@@ -49,6 +54,8 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_synth)
 
+
+def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
     q = data_subparsers.add_parser(
         "occlude",
         help="draw realistic occluders onto a data set's images",
