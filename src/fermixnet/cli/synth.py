@@ -44,13 +44,13 @@ def _add_synth(data_subparsers: argparse._SubParsersAction) -> None:
         type=_float_pair,
         default=None,
         metavar="LO,HI",
-        help="range of expression intensity (difficulty; default 0.3,1.0)",
+        help="range of expression intensity (difficulty; default 0.5,1.0)",
     )
     p.add_argument(
         "--blend-prob",
         type=float,
         default=None,
-        help="probability of blending a second expression (default 0.35)",
+        help="probability of blending a second expression (default 0.2)",
     )
     p.set_defaults(func=run_synth)
 
