@@ -1,0 +1,220 @@
+"""AffectNet (Sec. 4.1.3): AffectNet-7 and AffectNet-8, the validation set as test set.
+
+Two releases are read (`layout=auto` picks the one present):
+
+- `csv` (the original release): `Manually_Annotated_file_lists/training.csv` and `validation.csv`
+  (or those files in `root`), header `subDirectory_filePath,face_x,face_y,face_width,face_height,
+  facial_landmarks,expression,valence,arousal`; images under `Manually_Annotated_Images/`
+  (or `Manually_Annotated/Manually_Annotated_Images/`). Each image is cropped to its face box.
+- `npy` (the newer release): `train_set/images/<id>.jpg` with `train_set/annotations/<id>_exp.npy`,
+  and `val_set/...` likewise; images are already face crops.
+
+Expression codes 0..7 are the canonical classes (neutral, happy, sad, surprise, fear, disgust,
+anger, contempt); 8 none, 9 uncertain and 10 no-face are dropped (counted); AffectNet-7 also drops
+7 contempt. `balance=downsample` keeps a class-balanced subset (Sec. 4.2), `max_per_class` caps it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fermixnet import labels
+from fermixnet.data.base import DatasetReport, FERDataset, Sample
+from fermixnet.data.imageio import ImageReadError, pil_to_rgb_array
+from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
+from fermixnet.data.sampling import class_balanced_downsample
+from fermixnet.data.subsets import attach_lists
+
+CSV_FILES = {"train": "training.csv", "val": "validation.csv", "test": "validation.csv"}
+NPY_SETS = {"train": "train_set", "val": "val_set", "test": "val_set"}
+EXPECTED = {(7, "train"): 283901, (7, "val"): 3500, (8, "train"): 287651, (8, "val"): 4000}
+DROPPED_CODES = {8: "code 8 (none)", 9: "code 9 (uncertain)", 10: "code 10 (no face)"}
+REQUIRED = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression")
+LISTS = {
+    "occlusion": ("occlusion_affectnet_list.txt",),
+    "pose30": ("pose_30_affectnet_list.txt",),
+    "pose45": ("pose_45_affectnet_list.txt",),
+}
+
+
+class AffectNetCSVDataset(FERDataset):
+    """AffectNet's original release: each sample is its face box cropped from the full image."""
+
+    def __init__(self, samples: list[Sample], boxes: np.ndarray, **kw: Any) -> None:
+        super().__init__(samples, **kw)
+        self.boxes = boxes  # (N, 4) x, y, width, height
+
+    def load(self, index: int) -> np.ndarray:
+        path = self.samples[index].path
+        x, y, w, h = (int(v) for v in self.boxes[index])
+        try:
+            with Image.open(path) as image:
+                image.load()
+                # The box is clipped to the image: a few boxes reach past the border.
+                box = (max(x, 0), max(y, 0), min(x + w, image.width), min(y + h, image.height))
+                if box[2] <= box[0] or box[3] <= box[1]:
+                    raise ImageReadError(f"face box {x},{y},{w},{h} lies outside {path}")
+                return pil_to_rgb_array(image.crop(box))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file not found: {path}") from None
+        except (OSError, SyntaxError) as err:
+            raise ImageReadError(f"cannot decode image {path}: {err}") from err
+
+    def sample_id(self, index: int) -> str:
+        return f"{self.samples[index].path}#{','.join(str(int(v)) for v in self.boxes[index])}"
+
+
+def _label(code_text: str, where: str, num_classes: int, report: DatasetReport) -> int | None:
+    if not code_text.strip().lstrip("-").isdigit():
+        raise ValueError(f"{where}: expression {code_text!r} is not an integer code 0-10")
+    code = int(code_text)
+    if code in DROPPED_CODES:
+        report.skip(DROPPED_CODES[code])
+        return None
+    if code not in labels.AFFECTNET_TO_CANONICAL:
+        raise ValueError(f"{where}: expression code {code} is out of range 0..10")
+    if labels.AFFECTNET_TO_CANONICAL[code] >= num_classes:
+        report.skip("contempt (AffectNet-7)")
+        return None
+    return labels.AFFECTNET_TO_CANONICAL[code]
+
+
+def _first(paths: list[Path], what: str) -> Path:
+    for path in paths:
+        if path.exists():
+            return path
+    looked = ", ".join(map(str, paths))
+    raise FileNotFoundError(f"affectnet: {what} not found (looked for {looked})")
+
+
+def _read_csv(
+    root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
+) -> tuple[list[Sample], np.ndarray]:
+    name = CSV_FILES[split]
+    table = _first([root / "Manually_Annotated_file_lists" / name, root / name], name)
+    images = _first([root / "Manually_Annotated_Images",
+                     root / "Manually_Annotated" / "Manually_Annotated_Images"],
+                    "Manually_Annotated_Images")  # fmt: skip
+    report.sources.append(str(table))
+    samples, boxes = [], []
+    meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
+    with open(table, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{table}:1: header lacks {', '.join(missing)}")
+        for row in reader:
+            where = f"{table}:{reader.line_num}"
+            try:
+                label = _label(row["expression"] or "", where, n, report)
+                if label is None:
+                    continue
+                box = [int(float(row[k])) for k in REQUIRED[1:5]]
+            except (ValueError, TypeError) as err:
+                if not skip_bad:
+                    message = str(err) if where in str(err) else f"{where}: {err}"
+                    raise ValueError(message) from None
+                report.skip("malformed line")
+                continue
+            path = images / row["subDirectory_filePath"].strip()
+            if not path.is_file():
+                if not skip_bad:
+                    raise FileNotFoundError(f"{where}: image {path} not found")
+                report.skip("missing file")
+                continue
+            samples.append(Sample(str(path), label, meta))
+            boxes.append(box)
+    return samples, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+
+
+def _read_npy(
+    root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
+) -> list[Sample]:
+    folder = root / NPY_SETS[split]
+    images, annotations = folder / "images", folder / "annotations"
+    if not images.is_dir() or not annotations.is_dir():
+        raise FileNotFoundError(f"affectnet: {images} or {annotations} not found")
+    samples = []
+    meta = {"split": split}  # shared by all samples (never mutated)
+    for path in sorted(p for p in images.iterdir() if p.is_file()):
+        exp = annotations / f"{path.stem}_exp.npy"
+        try:
+            if not exp.is_file():
+                raise FileNotFoundError(f"affectnet: annotation {exp} for {path.name} not found")
+            code = np.load(exp, allow_pickle=False)  # a 0-d array holding the code as text
+            label = _label(str(code.reshape(-1)[0]) if code.size else "", str(exp), n, report)
+        except (ValueError, FileNotFoundError, OSError):
+            if not skip_bad:
+                raise
+            report.skip("bad annotation")
+            continue
+        if label is not None:
+            samples.append(Sample(str(path), label, meta))
+    return samples
+
+
+@register_dataset("affectnet")
+def affectnet_dataset(
+    root: Path,
+    split: str = "train",
+    *,
+    num_classes: object = 7,
+    layout: str = "auto",
+    balance: str = "none",
+    max_per_class: object = None,
+    seed: object = 0,
+    occlusion_list: str | None = None,
+    pose30_list: str | None = None,
+    pose45_list: str | None = None,
+    skip_bad: object = False,
+) -> FERDataset:
+    """AffectNet-7 (default) or AffectNet-8.
+
+    Args:
+        root: the release folder.
+        split: train, or val/test (both the official validation set).
+        num_classes: 7 (drops contempt) or 8.
+        layout: auto, csv (original release, face-box crops) or npy (newer release).
+        balance: `none` or `downsample` (class-balanced subset, seeded).
+        max_per_class: cap per class for `downsample` (default: smallest class count).
+        seed: seed of the down-sampling.
+        occlusion_list: RAN's Occlusion-AffectNet list (default `occlusion_affectnet_list.txt`).
+        pose30_list: Pose-AffectNet >30 list (default `pose_30_affectnet_list.txt`).
+        pose45_list: Pose-AffectNet >45 list (default `pose_45_affectnet_list.txt`).
+        skip_bad: skip malformed lines and missing images (counted) instead of failing.
+    """
+    split = check_split("affectnet", split, ("train", "val", "test"))
+    n = as_int(num_classes, "num_classes")
+    labels.class_names(n)
+    report = DatasetReport(expected=EXPECTED.get((n, "train" if split == "train" else "val")))
+    skip = as_bool(skip_bad, "skip_bad")
+    if layout == "auto":
+        layout = "npy" if (root / NPY_SETS[split]).is_dir() else "csv"
+    if layout not in ("csv", "npy"):
+        raise ValueError(f"affectnet: layout must be auto, csv or npy, got {layout!r}")
+    boxes = None
+    if layout == "csv":
+        samples, boxes = _read_csv(root, split, n, report, skip)
+    else:
+        samples = _read_npy(root, split, n, report, skip)
+    explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}
+    samples = attach_lists(samples, [root], LISTS, explicit, report,
+                           label_map=labels.AFFECTNET_TO_CANONICAL)  # fmt: skip
+    if balance not in ("none", "downsample"):
+        raise ValueError(f"affectnet: balance must be none or downsample, got {balance!r}")
+    if balance == "downsample":
+        cap = None if max_per_class in (None, "") else as_int(max_per_class, "max_per_class")
+        keep = class_balanced_downsample(samples, as_int(seed, "seed"), cap)
+        report.skip("down-sampled (balance)", len(samples) - len(keep))
+        samples = [samples[i] for i in keep]
+        boxes = boxes[keep] if boxes is not None else None
+    common = {"classes": labels.class_names(n), "name": "affectnet", "root": root,
+              "split": split, "report": report}  # fmt: skip
+    if boxes is not None:
+        return AffectNetCSVDataset(samples, boxes, **common)
+    return FERDataset(samples, expected_size=(224, 224), **common)

@@ -1,0 +1,317 @@
+"""Decoded images at the model's input size, stored once as a uint8 memory-mapped array.
+
+`build_cache(ds, size)` decodes every sample once (thread pool; PIL releases the GIL while
+decoding and resizing), resizes it to (H, W) and writes `<key>.npy` (uint8, (N, H, W, 3)) plus
+`<key>.json` (labels, subsets, what was skipped). The key hashes the source files' paths, sizes and
+mtimes, the samples' ids, labels and meta, the size and the resize method, so a changed source gives
+a new key and a rebuild. Both files are written under temporary names and `os.replace`d, the JSON
+last: an interrupted build leaves no cache that looks valid. The cache lives under
+`$FERMIXNET_CACHE` (default `~/.cache/fermixnet`), never inside the data folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from fermixnet.data.base import FERDataset
+from fermixnet.data.imageio import ImageReadError, resize_rgb
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """`$FERMIXNET_CACHE`, else `$XDG_CACHE_HOME/fermixnet`, else `~/.cache/fermixnet`."""
+    if os.environ.get("FERMIXNET_CACHE"):
+        return Path(os.environ["FERMIXNET_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fermixnet"
+
+
+def sample_digest(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
+    """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method."""
+    digest = hashlib.sha256()
+    head = {"format": CACHE_FORMAT, "size": list(size), "method": method,
+            "classes": list(dataset.classes)}  # fmt: skip
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for i, sample in enumerate(dataset.samples):
+        meta = json.dumps(dict(sample.meta), sort_keys=True)
+        digest.update(f"{dataset.sample_id(i)}\0{sample.label}\0{meta}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
+    """SHA-256 over `sample_digest` and the source files' (path, size, mtime)."""
+    digest = hashlib.sha256(sample_digest(dataset, size, method).encode())
+    for path in dataset.source_files():
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+class CachedImages:
+    """A built cache: images (memory-mapped), labels, subsets. Picklable (reopens the file).
+
+    Attributes:
+        path: the `.npy` file.
+        labels: (N,) int64 canonical labels, in cache order.
+        indices: (N,) int64 index of each cached image in the source data set.
+        classes: class names of the protocol.
+        size: (H, W).
+        subsets: evaluation subsets as positions in this cache.
+        skipped: [(dataset index, reason)] of samples that failed to decode (with `on_error=skip`).
+    """
+
+    def __init__(self, path: str | Path, meta: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.key: str = meta["key"]
+        self.rows = np.asarray(meta["rows"], dtype=np.int64)
+        self.labels = np.asarray(meta["labels"], dtype=np.int64)
+        self.indices = np.asarray(meta["indices"], dtype=np.int64)
+        self.classes: tuple[str, ...] = tuple(meta["classes"])
+        self.size: tuple[int, int] = (int(meta["size"][0]), int(meta["size"][1]))
+        self.subsets: dict[str, list[int]] = {k: list(v) for k, v in meta["subsets"].items()}
+        self.skipped: list[tuple[int, str]] = [tuple(x) for x in meta.get("skipped", [])]
+        self.meta = meta
+        self._images: np.ndarray | None = None
+
+    @property
+    def images(self) -> np.ndarray:
+        """The stored array (rows, H, W, 3) uint8, opened read-only on first use."""
+        if self._images is None:
+            self._images = np.load(self.path, mmap_mode="r")
+        return self._images
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_images"] = None  # workers reopen the memmap instead of copying the data
+        return state
+
+    def image(self, index: int) -> np.ndarray:
+        """Image `index` as a writable (H, W, 3) uint8 copy."""
+        return np.array(self.images[self.rows[index]])
+
+    def batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images at `indices` as a uint8 tensor (B, 3, H, W) (one gather, one copy)."""
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        gathered = np.asarray(self.images[self.rows[idx]])  # fancy indexing: one copy
+        return torch.from_numpy(gathered).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+    def tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """All images as one uint8 tensor (N, 3, H, W), e.g. to keep a small set on the GPU."""
+        return self.batch(np.arange(len(self))).to(device or "cpu")
+
+
+class ImageTensorDataset(torch.utils.data.Dataset):
+    """A torch Dataset over a cache: `(uint8 tensor (3, H, W), int label)`.
+
+    Args:
+        cached: a `CachedImages`.
+        transform: optional callable on the uint8 (3, H, W) tensor (torchvision.transforms.v2).
+    """
+
+    def __init__(self, cached: CachedImages, transform: Callable | None = None) -> None:
+        self.cached = cached
+        self.transform = transform
+        self.labels = cached.labels
+        self.classes = cached.classes
+
+    def __len__(self) -> int:
+        return len(self.cached)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(self.cached.image(index)).permute(2, 0, 1)  # (3, H, W)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+def _cache_stem(dataset: FERDataset, size: tuple[int, int]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset.name or 'data'}-{dataset.split}")
+    return f"{name}-{size[0]}x{size[1]}"
+
+
+def _check_outside_data(cache_dir: Path, dataset: FERDataset) -> None:
+    if dataset.root and cache_dir.resolve().is_relative_to(Path(dataset.root).resolve()):
+        raise ValueError(
+            f"cache_dir {cache_dir} is inside the data folder {dataset.root}; the data folder is "
+            "never written to: choose another cache_dir or set FERMIXNET_CACHE"
+        )
+
+
+def open_cache(json_path: Path, key: str | None = None) -> CachedImages | None:
+    """A valid existing cache at `json_path` (matching `key` when given), else None."""
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return None
+    npy = json_path.with_suffix(".npy")
+    if (key is not None and meta.get("key") != key) or not npy.is_file():
+        return None
+    cached = CachedImages(npy, meta)
+    expected = (meta["n_rows"], *cached.size, 3)
+    if tuple(cached.images.shape) != expected or cached.images.dtype != np.uint8:
+        return None
+    return cached
+
+
+def build_cache(
+    dataset: FERDataset,
+    size: tuple[int, int] | int,
+    cache_dir: str | Path | None = None,
+    *,
+    method: str = "bilinear",
+    workers: int | None = None,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> CachedImages:
+    """Return the cache of `dataset` at `size`, building it when absent or stale.
+
+    Args:
+        dataset: any `FERDataset`.
+        size: (H, W) or an int for square images.
+        cache_dir: where caches live (default `default_cache_dir()`); not inside the data folder.
+        method: resize filter (bilinear, bicubic, lanczos, nearest).
+        workers: decoding threads (default: min(8, CPU count)).
+        on_error: `raise` on an undecodable image, or `skip` it (listed in `skipped`).
+        progress: show a tqdm bar.
+
+    Raises:
+        ImageReadError / FileNotFoundError: a bad or missing image with `on_error="raise"`.
+        ValueError: bad arguments, or `cache_dir` inside the data folder.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    resize_rgb(np.zeros((1, 1, 3), np.uint8), (1, 2), method)  # validates `method` early
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    _check_outside_data(cache_dir, dataset)
+    key = cache_key(dataset, size, method)
+    # <name>-<split>-<HxW>-<which samples>-<which file versions>: a changed source file replaces
+    # the cache of the same samples; other variants (options, roots) keep their own caches.
+    stem = f"{_cache_stem(dataset, size)}-{sample_digest(dataset, size, method)[:12]}"
+    json_path = cache_dir / f"{stem}-{key[:16]}.json"
+    cached = open_cache(json_path, key)
+    if cached is not None:
+        return cached
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress)
+    for old in cache_dir.glob(f"{stem}-*.*"):  # stale versions of the same samples
+        if old.stem != json_path.stem and old.suffix in (".npy", ".json"):
+            old.unlink(missing_ok=True)
+    return CachedImages(json_path.with_suffix(".npy"), meta)
+
+
+def _write_cache(
+    dataset: FERDataset,
+    size: tuple[int, int],
+    method: str,
+    json_path: Path,
+    key: str,
+    workers: int | None,
+    on_error: str,
+    progress: bool,
+) -> dict[str, Any]:
+    n = len(dataset)
+    tmp_npy = json_path.with_name(f".{json_path.stem}.{os.getpid()}.npy.tmp")
+    tmp_json = json_path.with_name(f".{json_path.stem}.{os.getpid()}.json.tmp")
+    try:
+        array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
+                                          shape=(n, size[0], size[1], 3))  # fmt: skip
+        failed = _fill(dataset, array, size, method, workers, on_error, progress)
+        array.flush()
+        del array
+        meta = _cache_meta(dataset, size, method, key, failed)
+        tmp_json.write_text(json.dumps(meta))
+        os.replace(tmp_npy, json_path.with_suffix(".npy"))
+        os.replace(tmp_json, json_path)  # the JSON is the commit marker: written last
+        return meta
+    finally:
+        tmp_npy.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)
+
+
+def _fill(
+    dataset: FERDataset,
+    array: np.ndarray,
+    size: tuple[int, int],
+    method: str,
+    workers: int | None,
+    on_error: str,
+    progress: bool,
+) -> dict[int, str]:
+    failed: dict[int, str] = {}
+
+    def work(chunk: range) -> int:
+        for i in chunk:
+            try:
+                array[i] = resize_rgb(dataset.load(i), size, method)
+            except (ImageReadError, FileNotFoundError) as err:
+                if on_error == "raise":
+                    raise
+                failed[i] = str(err)
+        return len(chunk)
+
+    n = len(dataset)
+    chunks = [range(s, min(s + 64, n)) for s in range(0, n, 64)]
+    workers = workers or min(8, os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"caching {dataset.name}:{dataset.split}", unit="img")
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for done in pool.map(work, chunks):
+            if bar is not None:
+                bar.update(done)
+    finally:
+        # On an error or Ctrl-C, queued chunks are dropped rather than decoded for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    return failed
+
+
+def _cache_meta(
+    dataset: FERDataset, size: tuple[int, int], method: str, key: str, failed: dict[int, str]
+) -> dict[str, Any]:
+    kept = [i for i in range(len(dataset)) if i not in failed]
+    position = {idx: pos for pos, idx in enumerate(kept)}
+    subsets = {
+        name: [position[i] for i in members if i in position]
+        for name, members in dataset.subsets().items()
+    }
+    all_labels = dataset.labels()
+    return {
+        "format": CACHE_FORMAT,
+        "key": key,
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "root": dataset.root,
+        "size": list(size),
+        "method": method,
+        "classes": list(dataset.classes),
+        "n_rows": len(dataset),
+        "rows": kept,
+        "indices": kept,
+        "labels": [int(all_labels[i]) for i in kept],
+        "subsets": subsets,
+        "skipped": sorted(failed.items()),
+    }

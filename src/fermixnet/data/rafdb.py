@@ -1,0 +1,157 @@
+"""RAF-DB basic (Sec. 4.1.1): 12,271 train and 3,068 test images, 7 classes.
+
+Layout (the `basic` folder of the release; `root` may be that folder or its parent):
+
+    basic/EmoLabel/list_patition_label.txt   lines `train_00001.jpg 5`, labels 1..7 =
+                                             surprise, fear, disgust, happy, sad, anger, neutral
+    basic/Image/aligned/train_00001_aligned.jpg   100x100 aligned faces (default)
+    basic/Image/original/train_00001.jpg          the original photos (`images=original`)
+
+The list names the original file; the aligned file adds `_aligned` before the extension. Names that
+already carry `_aligned` (some redistributions) are accepted too. Occlusion-RAF-DB, Pose-RAF-DB
+and the paper's occlusion-type split attach to the test split as meta (see `subsets`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fermixnet import labels
+from fermixnet.data.base import DatasetReport, FERDataset, Sample
+from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.data.subsets import attach_lists
+
+LABEL_FILE = "EmoLabel/list_patition_label.txt"
+EXPECTED = {"train": 12271, "test": 3068}
+LISTS = {
+    "occlusion": ("rafdb_occlusion_list.txt",),
+    "pose30": ("val_raf_db_list.txt",),
+    "pose45": ("val_raf_db_list_45.txt",),
+    "occlusion_type": ("rafdb_occlusion_type_list.txt", "occlusion_type_list.txt"),
+}
+_NAME = re.compile(r"^(train|test)_(\d+)(_aligned)?\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+def _basic_folder(root: Path, label_file: str | None) -> tuple[Path, Path]:
+    if label_file:
+        path = Path(label_file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"rafdb: label_file {path} not found")
+        return path.parent.parent, path
+    for base in (root, root / "basic", root / "RAF-DB" / "basic"):
+        if (base / LABEL_FILE).is_file():
+            return base, base / LABEL_FILE
+    raise FileNotFoundError(
+        f"rafdb: {LABEL_FILE} not found under {root} (nor under {root}/basic); RAF-DB basic is "
+        "obtained from its authors (see docs/data.md)"
+    )
+
+
+def _image_dir(base: Path, images: str) -> Path:
+    if images not in ("aligned", "original"):
+        raise ValueError(f"rafdb: images must be 'aligned' or 'original', got {images!r}")
+    for folder in (base / "Image" / images, base / images):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"rafdb: image folder {base / 'Image' / images} not found")
+
+
+def parse_label_line(text: str, where: str) -> tuple[str, str, int]:
+    """(split, stem, canonical label) of a `train_00001.jpg 5` line.
+
+    Raises:
+        ValueError: malformed line or label outside 1..7, naming `where` (file:line).
+    """
+    tokens = text.split()
+    match = _NAME.match(tokens[0]) if len(tokens) == 2 else None
+    if match is None:
+        raise ValueError(
+            f"{where}: expected '<train|test>_NNNNN.jpg <label 1-7>', got {text.strip()!r}"
+        )
+    if not tokens[1].isdigit() or int(tokens[1]) not in labels.RAFDB_TO_CANONICAL:
+        raise ValueError(f"{where}: label {tokens[1]!r} is out of range 1..7")
+    stem = f"{match.group(1).lower()}_{match.group(2)}"
+    return match.group(1).lower(), stem, labels.RAFDB_TO_CANONICAL[int(tokens[1])]
+
+
+def read_rafdb(
+    label_path: Path, image_dir: Path, split: str, images: str, report: DatasetReport,
+    skip_bad: bool,
+) -> list[Sample]:  # fmt: skip
+    """Samples of one split from the label list (errors name file and line)."""
+    samples = []
+    meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
+    with open(label_path, encoding="utf-8-sig") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            where = f"{label_path}:{number}"
+            try:
+                line_split, stem, label = parse_label_line(text, where)
+            except ValueError:
+                if not skip_bad:
+                    raise
+                report.skip("malformed line")
+                continue
+            if line_split != split:
+                continue
+            name = f"{stem}_aligned.jpg" if images == "aligned" else f"{stem}.jpg"
+            path = image_dir / name
+            if not path.is_file():
+                if not skip_bad:
+                    raise FileNotFoundError(f"{where}: image {path} not found")
+                report.skip("missing file")
+                continue
+            samples.append(Sample(str(path), label, meta))
+    return samples
+
+
+@register_dataset("rafdb")
+def rafdb_dataset(
+    root: Path,
+    split: str = "train",
+    *,
+    images: str = "aligned",
+    label_file: str | None = None,
+    occlusion_list: str | None = None,
+    pose30_list: str | None = None,
+    pose45_list: str | None = None,
+    occlusion_type_list: str | None = None,
+    skip_bad: object = False,
+) -> FERDataset:
+    """RAF-DB basic, 7 classes.
+
+    Args:
+        root: the `basic` folder or its parent.
+        split: train or test.
+        images: `aligned` (100x100, default) or `original`.
+        label_file: another path for `list_patition_label.txt`.
+        occlusion_list: RAN's Occlusion-RAF-DB list (default: `rafdb_occlusion_list.txt` if it
+            is in root, root/lists or root/subsets).
+        pose30_list: Pose-RAF-DB >30 list (default name `val_raf_db_list.txt`).
+        pose45_list: Pose-RAF-DB >45 list (default name `val_raf_db_list_45.txt`).
+        occlusion_type_list: the paper's UL/LR/C split, `<stem> <UL|LR|C>` a line (default name
+            `rafdb_occlusion_type_list.txt`).
+        skip_bad: skip malformed lines and missing images (counted) instead of failing.
+    """
+    split = check_split("rafdb", split, ("train", "test"))
+    base, label_path = _basic_folder(root, label_file)
+    report = DatasetReport(expected=EXPECTED[split], sources=[str(label_path)])
+    image_dir = _image_dir(base, images)
+    samples = read_rafdb(
+        label_path, image_dir, split, images, report, as_bool(skip_bad, "skip_bad")
+    )
+    if len(samples) != EXPECTED[split]:
+        report.notes.append(f"{split}: {len(samples)} images, {EXPECTED[split]} expected")
+    explicit = {
+        "occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list,
+        "occlusion_type": occlusion_type_list,
+    }  # fmt: skip
+    samples = attach_lists(
+        samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL
+    )
+    return FERDataset(
+        samples, labels.class_names(7), name="rafdb", root=root, split=split, report=report,
+        expected_size=(100, 100) if images == "aligned" else None,
+    )
