@@ -189,6 +189,21 @@ def finish(name: str, args: argparse.Namespace, results: dict[str, Any], device=
         print(f"wrote {args.out}", file=sys.stderr)
 
 
+def train_transform(size: int):
+    """The RAF-DB recipe's per-sample uint8 augmentation (flip + crop with 1/8 padding).
+
+    The engine's ``flip_crop`` preset (`fermixnet.augment.transforms`) when installed, else the
+    same torchvision v2 composition.
+    """
+    try:
+        from fermixnet.augment.transforms import build_transform
+    except ImportError:
+        from torchvision.transforms import v2
+
+        return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=round(size / 8))])
+    return build_transform("flip_crop", size)
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (``ru_maxrss``; KiB on Linux)."""
     import resource

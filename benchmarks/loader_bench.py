@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from common import MEAN, STD, base_parser, finish, median, setup, time_fn
+from common import MEAN, STD, base_parser, finish, median, setup, time_fn, train_transform
 from device_loader import TensorBatchLoader
 
 CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
@@ -60,9 +60,8 @@ def pil_loader(root: Path, size: int, batch: int, workers: int) -> DataLoader:
 
 def open_cache(root: Path, size: int, cache_dir: Path):
     """fermixnet's uint8 cache of the JPEG folder at ``size`` (built on first call)."""
-    from fermixnet.data.cache import build_cache
-
     from fermixnet.data import create_dataset
+    from fermixnet.data.cache import build_cache
 
     return build_cache(create_dataset("folder", str(root), "train"), size=(size, size),
                        cache_dir=cache_dir)
@@ -70,10 +69,9 @@ def open_cache(root: Path, size: int, cache_dir: Path):
 
 def cache_loader(cached, size: int, batch: int, workers: int) -> DataLoader:
     """fermixnet's per-sample path: cache + engine transforms (uint8) in DataLoader workers."""
-    from fermixnet.augment.transforms import build_transform
     from fermixnet.data.cache import ImageTensorDataset
 
-    ds = ImageTensorDataset(cached, transform=build_transform("flip_crop", size))
+    ds = ImageTensorDataset(cached, transform=train_transform(size))
     return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
 
 

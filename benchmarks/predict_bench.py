@@ -45,11 +45,10 @@ def write_scenes(
 
 def build_predictor(folder: Path, size: int, detector: str = "auto", batch_size: int = 32):
     """A Predictor over a freshly saved checkpoint; returns ``(predictor, detector name)``."""
-    from fermixnet.inference.faces import create_detector
-    from fermixnet.models.weights import save_checkpoint
-
     from fermixnet.inference import Predictor
+    from fermixnet.inference.faces import create_detector
     from fermixnet.models import create_model
+    from fermixnet.models.weights import save_checkpoint
 
     torch.manual_seed(0)
     save_checkpoint(create_model("resnet18", 7, mid_branch=True).eval(), folder,
