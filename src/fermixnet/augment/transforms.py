@@ -1,0 +1,58 @@
+"""Per-sample augmentation presets of the paper's recipes (Sec. 4.2), on uint8 (3, H, W) tensors.
+
+They run in the DataLoader workers on the cached uint8 images; conversion to float and mean/std
+normalisation happen later, on the device, in the training step.
+
+- `flip_crop` (RAF-DB, FERPlus): random horizontal flip + random crop (after padding).
+- `flip_affine` (AffectNet): random horizontal flip + random affine, scale 0.8-1.0, translate 0.2.
+- `none` (Fig. 8 compares mixing methods without other augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torchvision.transforms import v2
+
+PRESETS: tuple[str, ...] = ("flip_crop", "flip_affine", "none")
+
+
+def build_transform(
+    preset: str,
+    size: int,
+    *,
+    crop_padding: float = 0.125,
+    affine_translate: float = 0.2,
+    affine_scale: tuple[float, float] = (0.8, 1.0),
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Build the training-time transform of a recipe.
+
+    Args:
+        preset: `flip_crop`, `flip_affine` or `none`.
+        size: side of the (square) cached images in pixels; output has the same size.
+        crop_padding: `flip_crop` padding on each side, as a share of `size`.
+        affine_translate: `flip_affine` maximal shift as a share of the side.
+        affine_scale: `flip_affine` scale range.
+
+    Returns:
+        A callable on uint8 (3, H, W) tensors returning uint8 (3, size, size), or None for `none`.
+
+    Raises:
+        ValueError: unknown preset.
+    """
+    if preset == "none":
+        return None
+    if preset == "flip_crop":
+        pad = round(size * crop_padding)
+        return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad)])
+    if preset == "flip_affine":
+        return v2.Compose(
+            [
+                v2.RandomHorizontalFlip(),
+                v2.RandomAffine(
+                    degrees=0.0, translate=(affine_translate, affine_translate), scale=affine_scale
+                ),
+            ]
+        )
+    raise ValueError(f"unknown augmentation preset {preset!r}; expected one of {PRESETS}")

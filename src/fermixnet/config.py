@@ -1,0 +1,506 @@
+"""Typed training configuration: dataclasses, YAML recipes with `_base_` inheritance, CLI overrides.
+
+A recipe is a YAML file whose top-level keys are the sections below (`model`, `data`, `aug`, `mix`,
+`loss`, `optim`, `sched`, `train`, `eval`). `_base_: other.yaml` merges this file over another one,
+so each ablation in `configs/ablations/` states only what differs from its recipe. Overrides from
+the command line (`--set train.epochs=10`) are parsed as YAML values and applied last. Unknown keys
+and out-of-range values raise `ValueError` naming the key and the `--set` flag that fixes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fermixnet.labels import CANONICAL
+
+#: FERMix's six region types with the probabilities of Sec. 3.2.1 (40 % / 40 % / 20 %).
+DEFAULT_REGION_PROBS: dict[str, float] = {
+    "upper": 0.2,
+    "lower": 0.2,
+    "left": 0.2,
+    "right": 0.2,
+    "upper_left": 0.1,
+    "upper_right": 0.1,
+}
+BASE_KEY = "_base_"
+
+
+def _check(ok: bool, key: str, expected: str, got: Any, example: str) -> None:
+    """Raise a `ValueError` naming the key, the expectation and the `--set` flag that fixes it."""
+    if not ok:
+        raise ValueError(
+            f"config key '{key}' must be {expected}, got {got!r} "
+            f"(set it with --set {key}={example})"
+        )
+
+
+def _check_choice(value: str, key: str, choices: Sequence[str]) -> None:
+    _check(value in choices, key, f"one of {', '.join(choices)}", value, choices[0])
+
+
+@dataclass
+class ModelConfig:
+    """Network to train (Sec. 3.3)."""
+
+    name: str = "resnet18"
+    """Backbone registered in `fermixnet.models` (resnet18, resnet50, ir50)."""
+    num_classes: int = 7
+    """7 (RAF-DB, AffectNet-7, FED-RO) or 8 (FERPlus, AffectNet-8), canonical order."""
+    mid_branch: bool = True
+    """Mid-level representation branch after conv4_x (Eq. 6); off gives the vanilla ResNet."""
+    pretrained: str | None = None
+    """Path of backbone weights (e.g. MS-Celeb-1M ResNet-18 .pth); nothing is downloaded."""
+    input_size: int = 224
+    """Side of the square input images in pixels (the cache stores images at this size)."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_classes in (7, 8), "model.num_classes", "7 or 8", self.num_classes, "7")
+        _check(self.input_size >= 16, "model.input_size", ">= 16", self.input_size, "224")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from; specs are `name:root[,key=value]` as in `fermixnet data`."""
+
+    train: list[str] = field(default_factory=list)
+    """Training sets; several are concatenated (FED-RO protocol: RAF-DB + AffectNet)."""
+    val: list[str] = field(default_factory=list)
+    """Validation sets (their `val` split); empty: carve `val_fraction` from the training data."""
+    test: list[str] = field(default_factory=list)
+    """Test sets, only evaluated (with the last and the best-by-validation weights)."""
+    val_fraction: float = 0.1
+    """Share of each class held out for validation when `val` is empty (0 disables validation)."""
+    cache_dir: str | None = None
+    """Folder of the uint8 image caches; default `$FERMIXNET_CACHE` or `~/.cache/fermixnet`."""
+    workers: int = 2
+    """DataLoader worker processes per training process."""
+    balance: str = "none"
+    """Class imbalance (AffectNet, Sec. 4.2): none, downsample (the paper's), or sampler
+    (class-balanced draws with replacement; one process only)."""
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    """Normalisation mean (applied on the device)."""
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    """Normalisation standard deviation."""
+
+    def __post_init__(self) -> None:
+        for key in ("train", "val", "test"):
+            for spec in getattr(self, key):
+                if ":" not in spec:
+                    raise ValueError(
+                        f"config key 'data.{key}' entry {spec!r} must look like "
+                        "name:root[,key=value] (in a YAML flow list [a, b] a comma starts a new "
+                        f"item: quote specs with options); e.g. --set data.{key}=rafdb:/data/RAF-DB"
+                    )
+        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)", self.val_fraction,
+               "0.1")
+        _check(self.workers >= 0, "data.workers", ">= 0", self.workers, "2")
+        _check_choice(self.balance, "data.balance", ("none", "downsample", "sampler"))
+        _check(all(s > 0 for s in self.std), "data.std", "three positive numbers", self.std,
+               "[0.229,0.224,0.225]")
+
+
+@dataclass
+class AugConfig:
+    """Per-sample augmentation presets of Sec. 4.2, applied to uint8 tensors in the workers."""
+
+    preset: str = "flip_crop"
+    """flip_crop (RAF-DB, FERPlus), flip_affine (AffectNet), none (Fig. 8)."""
+    crop_padding: float = 0.125
+    """flip_crop: padding before the random crop, as a share of the image side."""
+    affine_translate: float = 0.2
+    """flip_affine: maximal translation as a share of the image side."""
+    affine_scale: tuple[float, float] = (0.8, 1.0)
+    """flip_affine: range of the random scale."""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.preset, "aug.preset", ("flip_crop", "flip_affine", "none"))
+        _check(0.0 <= self.crop_padding <= 0.5, "aug.crop_padding", "in [0, 0.5]",
+               self.crop_padding, "0.125")
+        _check(0.0 <= self.affine_translate <= 1.0, "aug.affine_translate", "in [0, 1]",
+               self.affine_translate, "0.2")
+        lo, hi = self.affine_scale
+        _check(0 < lo <= hi, "aug.affine_scale", "[low, high] with 0 < low <= high",
+               self.affine_scale, "[0.8,1.0]")
+
+
+@dataclass
+class MixConfig:
+    """Batch mixing in the training step (Sec. 3.2) and its baselines (Fig. 8)."""
+
+    method: str = "fermix"
+    """fermix, cutout, cutmix, mixup or none."""
+    probs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REGION_PROBS))
+    """FERMix region probabilities (Table 3); regions left out have probability 0."""
+    p_mix: float = 0.8
+    """Probability that an iteration also trains on the mixed batch (Sec. 3.2.2, Fig. 5)."""
+    cotrain: bool = True
+    """Co-training: main + mixed batch in one forward (Eq. 9); off: mixed batch alone (Fig. 5)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of the mixer (e.g. cutmix/mixup `alpha`, cutout `size`)."""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
+        _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
+        unknown = sorted(set(self.probs) - set(DEFAULT_REGION_PROBS))
+        if unknown:
+            raise ValueError(
+                f"unknown FERMix region(s) {unknown} in 'mix.probs'; expected a subset of "
+                f"{list(DEFAULT_REGION_PROBS)}"
+            )
+        _check(all(p >= 0 for p in self.probs.values()), "mix.probs", "non-negative", self.probs,
+               "{upper:0.5,lower:0.5}")
+        if self.method == "fermix":
+            total = sum(self.probs.values())
+            _check(math.isclose(total, 1.0, abs_tol=1e-6), "mix.probs",
+                   "probabilities summing to 1", self.probs, "{upper:0.5,lower:0.5}")
+
+
+@dataclass
+class LossConfig:
+    """Weights of Eq. 9."""
+
+    alpha: float = 0.5
+    """Weight of the mixed image's loss against the main image's (Fig. 7)."""
+    beta: float = 0.5
+    """Weight of the high-level head against the mid-level head (Fig. 6)."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.alpha <= 1.0, "loss.alpha", "in [0, 1]", self.alpha, "0.5")
+        _check(0.0 <= self.beta <= 1.0, "loss.beta", "in [0, 1]", self.beta, "0.5")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser (Sec. 4.2); `sam` wraps it in sharpness-aware minimisation (Sec. 4.7, IR-50)."""
+
+    name: str = "sgd"
+    """sgd, adam or adamw."""
+    lr: float = 0.1
+    """Initial learning rate for the global batch."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 1e-4
+    """L2 weight decay."""
+    sam: bool = False
+    """Wrap the optimiser in SAM (two forward/backward passes per step)."""
+    sam_rho: float = 0.05
+    """SAM neighbourhood radius."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value (off when null)."""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.name, "optim.name", ("sgd", "adam", "adamw"))
+        _check(self.lr > 0, "optim.lr", "> 0", self.lr, "0.1")
+        _check(0.0 <= self.momentum < 1.0, "optim.momentum", "in [0, 1)", self.momentum, "0.9")
+        _check(self.weight_decay >= 0, "optim.weight_decay", ">= 0", self.weight_decay, "1e-4")
+        _check(self.sam_rho > 0, "optim.sam_rho", "> 0", self.sam_rho, "0.05")
+        _check(self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip", "> 0 or null",
+               self.grad_clip, "5.0")
+
+
+@dataclass
+class SchedConfig:
+    """Learning-rate schedule, stepped once per epoch."""
+
+    name: str = "step"
+    """step (lr x gamma every step_size epochs), exp (lr x gamma each epoch), cosine, none."""
+    step_size: int = 10
+    """step: epochs between decays."""
+    gamma: float = 0.1
+    """step/exp: decay factor."""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.name, "sched.name", ("step", "exp", "cosine", "none"))
+        _check(self.step_size >= 1, "sched.step_size", ">= 1", self.step_size, "10")
+        _check(0.0 < self.gamma <= 1.0, "sched.gamma", "in (0, 1]", self.gamma, "0.1")
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings."""
+
+    epochs: int = 50
+    """Number of epochs."""
+    batch_size: int = 64
+    """Global batch size (split evenly over the processes under torchrun)."""
+    seed: int = 0
+    """Seed of weights init, data order, augmentation, p_mix draws and the validation split."""
+    device: str = "auto"
+    """auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."""
+    amp: str = "auto"
+    """Mixed precision: auto (bf16 on CUDA, off elsewhere), bf16, fp16 (CUDA, GradScaler), off."""
+    channels_last: str = "auto"
+    """Memory format: auto (on for CUDA), on, off."""
+    log_every: int = 20
+    """Steps between log records (TensorBoard, NaN checks)."""
+    max_steps_per_epoch: int | None = None
+    """Cut each epoch after this many steps (smoke runs)."""
+    cpu_threads: int | None = None
+    """torch intra-op threads (null: torch's default); 1 is fastest on a busy shared CPU."""
+
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads `on`/`off` as booleans.
+        if isinstance(self.channels_last, bool):
+            self.channels_last = "on" if self.channels_last else "off"
+        if isinstance(self.amp, bool):
+            self.amp = "auto" if self.amp else "off"
+        _check(self.epochs >= 1, "train.epochs", ">= 1", self.epochs, "50")
+        _check(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size, "64")
+        _check_choice(self.amp, "train.amp", ("auto", "bf16", "fp16", "off"))
+        _check_choice(self.channels_last, "train.channels_last", ("auto", "on", "off"))
+        _check(self.log_every >= 1, "train.log_every", ">= 1", self.log_every, "20")
+        _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+               "train.max_steps_per_epoch", ">= 1 or null", self.max_steps_per_epoch, "10")
+        _check(self.cpu_threads is None or self.cpu_threads >= 1, "train.cpu_threads",
+               ">= 1 or null", self.cpu_threads, "1")
+
+
+@dataclass
+class EvalConfig:
+    """Validation and test evaluation."""
+
+    batch_size: int = 128
+    """Evaluation batch size per process."""
+    select: str = "accuracy"
+    """Validation metric that picks the best checkpoint: accuracy or balanced_accuracy."""
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "eval.batch_size", ">= 1", self.batch_size, "128")
+        _check_choice(self.select, "eval.select", ("accuracy", "balanced_accuracy"))
+
+
+@dataclass
+class Config:
+    """A whole training recipe (one YAML file under `configs/`)."""
+
+    name: str = ""
+    """Short label used in reports and sweep tables (default: the file name)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.optim.sam and self.train.amp == "fp16":
+            raise ValueError("optim.sam does not support train.amp=fp16 (use --set train.amp=bf16)")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Canonical class names of this protocol."""
+        return CANONICAL[: self.model.num_classes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), the inverse of `Config.from_dict`."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Build and validate a config; unknown keys raise `ValueError` with close matches."""
+        return _build(cls, data, "")
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config as YAML, atomically."""
+        from fermixnet.engine.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts (for 'did you mean' suggestions)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(_all_keys(hints[f.name], key + "."))
+    return keys
+
+
+def _unknown_key_error(key: str) -> ValueError:
+    valid = _all_keys(Config)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.75)
+    if not close:  # fall back to keys of the same section, or to the last component
+        section = key.rsplit(".", 1)[0] + "."
+        close = [k for k in valid if k.startswith(section)][:6] or [
+            f.name for f in dataclasses.fields(Config)
+        ]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(f"unknown config key '{key}'{hint}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config key '{prefix.rstrip('.') or '<root>'}' must be a mapping, "
+                         f"got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key_error(f"{prefix}{key}")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise naming the key."""
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, key + ".")
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if tp is Any:
+        return value
+    if origin is list:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, args[0], key) for v in items]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"config key '{key}' must be a list of {len(args)} numbers, "
+                             f"got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], key) for k, v in value.items()}
+    return _coerce_scalar(value, tp, key)
+
+
+def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, bool)):
+            return value  # bool kept: TrainConfig maps YAML on/off
+        if isinstance(value, (int, float)):
+            return str(value)
+    raise ValueError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; mappings merge key by key, everything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "probs":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML recipe and resolve its `_base_` chain (paths relative to the file)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path in _seen:
+        raise ValueError(f"config {path}: '_base_' cycle through {[str(p) for p in _seen]}")
+    with path.open(encoding="utf-8") as fh:
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"config {path}: invalid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path}: top level must be a mapping of sections")
+    bases = data.pop(BASE_KEY, None)
+    merged: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else bases or []:
+        merged = _merge(merged, read_yaml_tree(path.parent / base, (*_seen, path)))
+    return _merge(merged, data)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `a.b=value` into a key path and a YAML-parsed value."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key=value, e.g. train.epochs=10")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `key=value` overrides to a nested dict (validated later by `Config.from_dict`)."""
+    data = _merge({}, data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ValueError(f"override {text!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Load a recipe (or the defaults when `path` is None) and apply `--set` overrides.
+
+    Args:
+        path: YAML file; `_base_` keys are resolved relative to it.
+        overrides: `key=value` strings, e.g. `("train.epochs=10", "mix.p_mix=0.5")`.
+
+    Returns:
+        The validated `Config`; `name` defaults to the file's stem.
+
+    Raises:
+        FileNotFoundError: the file (or one of its bases) does not exist.
+        ValueError: unknown key (with close matches) or a value out of range.
+    """
+    data = read_yaml_tree(path) if path is not None else {}
+    data = apply_overrides(data, overrides)
+    if not data.get("name") and path is not None:
+        data["name"] = Path(path).stem
+    try:
+        return Config.from_dict(data)
+    except ValueError as err:
+        where = f"config {path}: " if path is not None else ""
+        raise ValueError(f"{where}{err}") from None

@@ -1,0 +1,148 @@
+"""From `data.*` specs to torch datasets: uint8 caches, the seeded stratified validation split,
+class-balanced down-sampling (AffectNet, Sec. 4.2) and the joint RAF-DB + AffectNet training set
+of the FED-RO protocol (Sec. 4.1.4)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from fermixnet.config import Config
+
+
+@dataclass
+class TestSet:
+    """One test set: its name in reports, the dataset and its named subsets."""
+
+    name: str
+    dataset: Dataset
+    subsets: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class TrainData:
+    """Training and validation datasets of a run (uint8 images, integer canonical labels)."""
+
+    train: Dataset
+    val: Dataset | None
+    train_labels: list[int]
+    preview: Dataset
+    """The training images without augmentation (for the FERMix sample grid)."""
+
+
+def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str, Any]:
+    """Open the `split` of a `name:root[,k=v]` spec; check the root and the class list."""
+    from fermixnet.data import create_dataset, parse_data_spec
+
+    name, root, opts = parse_data_spec(spec)
+    opts = dict(opts)
+    split = opts.pop("split", split)
+    if not Path(root).exists():
+        raise FileNotFoundError(
+            f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
+            f"--set {key}={name}:/path/to/{name}"
+        )
+    ds = create_dataset(name, root, split, **opts)
+    if tuple(ds.classes) != tuple(classes):
+        raise ValueError(
+            f"{key}: {spec!r} ({split}) has classes {list(ds.classes)} but the model is trained on "
+            f"{list(classes)}; set model.num_classes={len(ds.classes)} or the dataset's class "
+            "option"
+        )
+    if len(ds) == 0:
+        raise ValueError(f"{key}: {spec!r} has no samples in split {split!r}")
+    return name, ds
+
+
+def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | None) -> Dataset:
+    from fermixnet.data.cache import ImageTensorDataset, build_cache
+
+    return ImageTensorDataset(build_cache(ds, size=(size, size), cache_dir=cache_dir),
+                              transform=transform)
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out `fraction` of each class (at least one image of classes with >= 2), seeded.
+
+    Returns:
+        `(train indices, validation indices)`, each sorted.
+    """
+    g = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(int(y), []).append(i)
+    train, val = [], []
+    for y in sorted(by_class):
+        idx = by_class[y]
+        order = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
+        k = round(len(idx) * fraction)
+        k = max(k, 1) if len(idx) >= 2 and fraction > 0 else k
+        val += order[:k]
+        train += order[k:]
+    return sorted(train), sorted(val)
+
+
+def balanced_downsample(labels: Sequence[int], indices: Sequence[int], seed: int) -> list[int]:
+    """Keep at most as many images per class as the rarest class has (Sec. 4.2, AffectNet)."""
+    from fermixnet.data.sampling import class_balanced_downsample
+
+    sub = [labels[i] for i in indices]
+    if not sub:
+        return []
+    rarest = min(Counter(sub).values())  # explicit cap: the rarest class present
+    keep = class_balanced_downsample(sub, seed=seed, max_per_class=rarest)
+    return sorted(indices[int(k)] for k in keep)
+
+
+def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | None) -> TrainData:
+    """Training (augmented) and validation (plain) datasets from `cfg.data`."""
+    if not cfg.data.train:
+        raise ValueError("data.train is empty; pass --set data.train=<name>:/path/to/data")
+    size, classes = cfg.model.input_size, cfg.classes
+    train_parts, plain_parts, labels = [], [], []
+    for spec in cfg.data.train:
+        _, ds = _open(spec, "train", "data.train", classes)
+        train_parts.append(_cached(ds, size, cache_dir, transform))
+        plain_parts.append(_cached(ds, size, cache_dir, None))
+        labels += [int(s.label) for s in ds.samples]
+    train_all, plain_all = ConcatDataset(train_parts), ConcatDataset(plain_parts)
+    if cfg.data.val:
+        train_idx = list(range(len(labels)))
+        val = ConcatDataset([_cached(_open(s, "val", "data.val", classes)[1], size, cache_dir, None)
+                             for s in cfg.data.val])
+    elif cfg.data.val_fraction > 0:
+        train_idx, val_idx = stratified_split(labels, cfg.data.val_fraction, cfg.train.seed)
+        val = Subset(plain_all, val_idx)
+    else:
+        train_idx, val = list(range(len(labels))), None
+    if cfg.data.balance == "downsample":
+        train_idx = balanced_downsample(labels, train_idx, cfg.train.seed)
+    return TrainData(
+        train=Subset(train_all, train_idx),
+        val=val,
+        train_labels=[labels[i] for i in train_idx],
+        preview=Subset(plain_all, train_idx),
+    )
+
+
+def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],
+                    cache_dir: Path | None,
+                    key: str = "data.test") -> list[TestSet]:
+    """Each test spec's `test` split (or `split=...` option), with its subsets, uniquely named."""
+    out: list[TestSet] = []
+    for spec in specs:
+        name, ds = _open(spec, "test", key, classes)
+        label = name
+        taken = {t.name for t in out}
+        n = 2
+        while label in taken:
+            label, n = f"{name}-{n}", n + 1
+        subsets = {k: list(v) for k, v in ds.subsets().items()} if hasattr(ds, "subsets") else {}
+        out.append(TestSet(name=label, dataset=_cached(ds, size, cache_dir, None), subsets=subsets))
+    return out

@@ -1,0 +1,104 @@
+"""What a run persists: the training state beside the weights in each checkpoint, the model
+metadata, and the summary written to `metrics.json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fermixnet import __version__
+from fermixnet.config import Config
+from fermixnet.engine import checkpoint as ckpt
+from fermixnet.engine.evaluate import EvalResult
+from fermixnet.engine.run_log import json_safe
+
+
+@dataclass
+class RunState:
+    """Progress of a run, saved in `train_state.pt` (tensors and plain containers only)."""
+
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val: float | None = None
+
+
+def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
+    """`meta.json` content: classes, input size, mean/std, config, metrics (strict JSON)."""
+    return {
+        "arch": cfg.model.name,
+        "num_classes": cfg.model.num_classes,
+        "classes": list(cfg.classes),
+        "mid_branch": cfg.model.mid_branch,
+        "input_size": cfg.model.input_size,
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "config": cfg.to_dict(),
+        "metrics": json_safe(metrics),
+        "fermixnet_version": __version__,
+    }
+
+
+def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> RunState:
+    """Load weights (strictly), optimizer, scheduler and scaler from a checkpoint folder."""
+    from fermixnet.models.weights import load_checkpoint
+
+    loaded, meta = load_checkpoint(folder, device="cpu")
+    if list(meta.get("classes", [])) != list(cfg.classes):
+        raise ValueError(f"{folder}: checkpoint classes {meta.get('classes')} differ from the "
+                         f"config's {list(cfg.classes)}")
+    try:
+        model.load_state_dict(loaded.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{folder}: the checkpoint's model ({meta.get('arch')}, mid_branch="
+                         f"{meta.get('mid_branch')}) does not match the config's "
+                         f"({cfg.model.name}, mid_branch={cfg.model.mid_branch}): {err}") from None
+    state = ckpt.load_train_state(folder)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return RunState(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
+                    history=list(state["history"]), best_epoch=state.get("best_epoch"),
+                    best_val=state.get("best_val"))
+
+
+def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: RunState,
+         cfg: Config) -> None:
+    """Write the checkpoint folders `names` (`best` before `last`) atomically."""
+    train_state = {
+        "epoch": st.epoch, "global_step": st.global_step, "history": st.history,
+        "best_epoch": st.best_epoch, "best_val": st.best_val,
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
+    meta = model_meta(cfg, st.history[-1] if st.history else {})
+    for name in names:
+        ckpt.save_train_checkpoint(root, name, model, meta, train_state)
+
+
+def summary(st: RunState, cfg: Config, status: str, test: dict | None = None) -> dict[str, Any]:
+    """The `metrics.json` summary: status, best epoch/value, test results if any."""
+    out: dict[str, Any] = {
+        "name": cfg.name, "status": status, "epochs": cfg.train.epochs,
+        "epochs_completed": st.epoch, "select": f"val_{cfg.eval.select}",
+        "best_epoch": st.best_epoch, "best_val": st.best_val,
+    }
+    if test is not None:
+        out["test"] = {
+            name: {which: brief(r) for which, r in res.items()} for name, res in test.items()
+        }
+    return out
+
+
+def brief(r: EvalResult) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-head and per-subset accuracy of a test result."""
+    fused = r.heads["fused"]
+    return {
+        "accuracy": fused["overall"]["accuracy"],
+        "balanced_accuracy": fused["overall"]["balanced_accuracy"],
+        "heads": {h: b["overall"]["accuracy"] for h, b in r.heads.items()},
+        "subsets": {s: m["accuracy"] for s, m in fused["subsets"].items()},
+    }

@@ -1,0 +1,124 @@
+"""PNG plots of a report (matplotlib, Agg backend): training curves, confusion matrices, accuracy
+per subset / occlusion type, and a grid of FERMix samples (Fig. 3)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from fermixnet.engine.checkpoint import atomic_write_bytes
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:
+    """Loss and accuracy per epoch, one line per run (train loss; train and val accuracy)."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        ax_loss.plot(epochs, [h.get("train_loss") for h in history], marker="o", label=run)
+        ax_acc.plot(epochs, [h.get("train_acc") for h in history], ls="--", marker=".",
+                    label=f"{run} train")
+        if any(h.get("val_accuracy") is not None for h in history):
+            ax_acc.plot(epochs, [h.get("val_accuracy") for h in history], marker="o",
+                        label=f"{run} val")
+    ax_loss.set(xlabel="epoch", ylabel="loss (Eq. 9)", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
+                   title: str = "") -> Path:
+    """Row-normalised confusion matrix (rows: true class) with counts in the cells."""
+    conf = torch.tensor(confusion, dtype=torch.float64)
+    norm = conf / conf.sum(dim=1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2, 0.6 * len(classes) + 1.5))
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, path)
+
+
+def plot_subset_accuracy(values: Mapping[str, Mapping[str, float | None]], path: Path,
+                         title: str = "") -> Path:
+    """Grouped bars: accuracy of each run (`values[run][subset]`) on each subset."""
+    runs = list(values)
+    subsets: list[str] = []
+    for run in runs:
+        subsets += [s for s in values[run] if s not in subsets]
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(subsets) * max(1, len(runs)) ** 0.5), 3.6))
+    for k, run in enumerate(runs):
+        ys = [values[run].get(s) or 0.0 for s in subsets]
+        ax.bar([i + k * width for i in range(len(subsets))], ys, width, label=run)
+    ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(subsets))], subsets,
+                  rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="accuracy", ylim=(0, 1), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
+    """Mixed versions of a few uint8 images: FERMix's six regions (Fig. 3), or six draws of
+    another mixing method. Partners are the next image (a cyclic shift).
+
+    Returns:
+        list of `(title, float images (N, 3, H, W) in [0, 1])`, the originals first.
+    """
+    from fermixnet.augment import REGIONS, MixParams, build_mixer, one_hot
+
+    x = images.float() / 255.0
+    y = one_hot(torch.zeros(len(x), dtype=torch.long), 2)
+    perm = torch.roll(torch.arange(len(x)), 1)
+    columns = [("original", x)]
+    if mix_cfg.method == "fermix":
+        mixer = build_mixer("fermix")
+        for region in REGIONS:
+            lam = 0.75 if region.startswith("upper_") else 0.5
+            columns.append((region, mixer.apply(x, y, MixParams(region, perm, lam))[0]))
+    else:
+        mixer = build_mixer(mix_cfg.method, **dict(mix_cfg.options))
+        g = torch.Generator().manual_seed(seed)
+        for k in range(6):
+            columns.append((f"{mix_cfg.method} {k + 1}", mixer(x, y, generator=g)[0]))
+    return columns
+
+
+def plot_mix_samples(images: torch.Tensor, mix_cfg: Any, path: Path, seed: int = 0) -> Path:
+    """Grid of mixed training images: rows are images, columns the original and mixed versions."""
+    columns = mix_sample_columns(images, mix_cfg, seed)
+    rows = len(images)
+    fig, axes = plt.subplots(rows, len(columns), figsize=(1.4 * len(columns), 1.4 * rows),
+                             squeeze=False)
+    for j, (title, batch) in enumerate(columns):
+        for i in range(rows):
+            ax = axes[i][j]
+            ax.imshow(batch[i].clamp(0, 1).permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,95 @@
+"""Engine data plumbing: tiny generated manifests, stratified validation split, down-sampling,
+test sets with subsets. `make_manifest` is shared by the other engine tests."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fermixnet.config import load_config
+from fermixnet.engine.datasets import build_test_sets, build_train_data, stratified_split
+from fermixnet.labels import CANONICAL
+
+OCCLUSIONS = ("none", "upper", "lower", "left", "right", "corner")
+
+
+def make_manifest(root: Path, per_class: int = 6, size: int = 32, classes: int = 7,
+                  test_per_class: int = 3, seed: int = 0) -> Path:
+    """Write `per_class` train and `test_per_class` test PNGs per class plus `manifest.csv`.
+
+    Each class has its own colour and stripe position, so a tiny model can learn it; test rows
+    get an `occlusion` and `occluder` value (a grey block over the named region) for subsets.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for c in range(classes):
+            for k in range(n):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += np.uint8(120 + 10 * c)
+                band = (c * size) // classes
+                img[band: band + max(2, size // classes), :, :] = 255
+                occ = OCCLUSIONS[(c + k) % len(OCCLUSIONS)] if split == "test" else "none"
+                if occ in ("upper", "lower"):
+                    sl = slice(0, size // 2) if occ == "upper" else slice(size // 2, size)
+                    img[sl] = 128
+                rel = f"{split}/{CANONICAL[c]}_{k}.png"
+                (root / split).mkdir(exist_ok=True)
+                Image.fromarray(img).save(root / rel)
+                occluder = "mask" if occ == "lower" else ("sunglasses" if occ == "upper" else "")
+                rows.append([rel, CANONICAL[c], split, occ, occluder])
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "split", "occlusion", "occluder"])
+        w.writerows(rows)
+    return root
+
+
+def test_stratified_split_is_seeded_and_per_class():
+    labels = [0] * 10 + [1] * 20 + [2] * 1
+    train, val = stratified_split(labels, 0.1, seed=3)
+    assert sorted(train + val) == list(range(31))
+    assert Counter(labels[i] for i in val) == {0: 1, 1: 2}
+    assert stratified_split(labels, 0.1, seed=3) == (train, val)
+    assert stratified_split(labels, 0.1, seed=4)[1] != val
+
+
+def test_train_data_carves_validation_and_downsamples(tmp_path):
+    root = make_manifest(tmp_path / "d", per_class=10)
+    cfg = load_config(None, [f"data.train=manifest:{root}", "data.val_fraction=0.2",
+                             "model.input_size=32"])
+    data = build_train_data(cfg, tmp_path / "cache", None)
+    assert len(data.train) == 56 and len(data.val) == 14
+    x, _ = data.train[0]
+    assert x.dtype.is_floating_point is False and tuple(x.shape) == (3, 32, 32)
+    # Unbalance it: drop most "happy" rows, then down-sampling caps every class at that count.
+    lines = (root / "manifest.csv").read_text().splitlines()
+    kept = [ln for ln in lines if not (ln.startswith("train/happy_") and ln[12] not in "01")]
+    (root / "manifest.csv").write_text("\n".join(kept) + "\n")
+    cfg = load_config(None, [f"data.train=manifest:{root}", "data.val_fraction=0",
+                             "data.balance=downsample", "model.input_size=32"])
+    data = build_train_data(cfg, tmp_path / "cache", None)
+    assert Counter(data.train_labels) == {c: 2 for c in range(7)} and data.val is None
+
+
+def test_test_sets_expose_subsets(tmp_path):
+    root = make_manifest(tmp_path / "d")
+    (t,) = build_test_sets([f"manifest:{root}"], 32, CANONICAL[:7], tmp_path / "cache")
+    assert t.name == "manifest"
+    assert "occluded" in t.subsets and "occlusion=upper" in t.subsets
+    assert len(t.dataset) == 21
+
+
+def test_missing_root_and_wrong_classes_are_named(tmp_path):
+    cfg = load_config(None, [f"data.train=manifest:{tmp_path / 'nope'}"])
+    with pytest.raises(FileNotFoundError, match=r"data\.train.*nope"):
+        build_train_data(cfg, tmp_path / "cache", None)
+    root = make_manifest(tmp_path / "d")
+    with pytest.raises(ValueError, match="classes"):
+        build_test_sets([f"manifest:{root}"], 32, CANONICAL[:8], tmp_path / "cache")

@@ -1,0 +1,190 @@
+"""Fast unit tests of the engine: training step, metrics, checkpoints, SAM, transforms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fermixnet.augment import FERMix
+from fermixnet.augment.transforms import build_transform
+from fermixnet.engine import checkpoint as ckpt
+from fermixnet.engine.evaluate import classification_metrics, compute_eval_result
+from fermixnet.engine.loop import (
+    EpochContext,
+    TrainingDivergedError,
+    forward_loss,
+    make_step_batch,
+    split_output,
+    train_one_epoch,
+)
+from fermixnet.engine.sam import SAM
+from fermixnet.losses import CoTrainingLoss
+from fermixnet.models import FERMixNetOutput, create_model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared CPU it is several times faster than two, and the
+    subprocesses below (OMP_NUM_THREADS=1) then compute exactly the same floats."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TwoHead(nn.Module):
+    """A tiny two-head model without batch statistics, counting its forward calls."""
+
+    def __init__(self, k: int = 3, mid: bool = True) -> None:
+        super().__init__()
+        self.high = nn.Linear(3 * 4 * 4, k)
+        self.mid = nn.Linear(3 * 4 * 4, k) if mid else None
+        self.batches: list[int] = []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        f = x.flatten(1)
+        return FERMixNetOutput(self.high(f), None if self.mid is None else self.mid(f))
+
+
+def _ctx(model, p_mix=1.0, cotrain=True, seed=0, **kw) -> EpochContext:
+    return EpochContext(
+        criterion=CoTrainingLoss(0.5, 0.5, mode="cotrain" if cotrain else "alternate"),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device=torch.device("cpu"),
+        mean=torch.zeros(1, 3, 1, 1), std=torch.ones(1, 3, 1, 1), num_classes=3,
+        mixer=FERMix(), p_mix=p_mix, cotrain=cotrain,
+        generator=torch.Generator().manual_seed(seed), log_every=1, **kw)
+
+
+def test_p_mix_gates_the_mixed_batch_and_is_seeded():
+    x, y = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+    model = TwoHead()
+    assert make_step_batch(x, y, _ctx(model, p_mix=0.0)).x_mix is None
+    assert make_step_batch(x, y, _ctx(model, p_mix=1.0)).x_mix is not None
+    draws = [[make_step_batch(x, y, c).x_mix is not None for _ in range(20)]
+             for c in (_ctx(model, 0.5, seed=1), _ctx(model, 0.5, seed=1))]
+    assert draws[0] == draws[1] and 0 < sum(draws[0]) < 20
+
+
+def test_cotraining_runs_one_forward_over_main_and_mixed():
+    torch.manual_seed(0)
+    model, x, y = TwoHead(), torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+    b = make_step_batch(x, y, _ctx(model))
+    res, main = forward_loss(model, b, CoTrainingLoss())
+    assert model.batches == [8]  # ONE forward over cat([x, x_mix])
+    ref_main, ref_mix = model(x), model(b.x_mix)
+    torch.testing.assert_close(main.logits, ref_main.logits)
+    expected = CoTrainingLoss()(ref_main, y, ref_mix, b.y_mix).total
+    torch.testing.assert_close(res.total, expected)
+    assert set(res.terms) == {"main_high", "main_mid", "mix_high", "mix_mid"}
+
+
+def test_without_cotraining_the_mixed_batch_trains_alone():
+    model, x, y = TwoHead(), torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+    b = make_step_batch(x, y, _ctx(model, cotrain=False))
+    res, main = forward_loss(model, b, CoTrainingLoss(mode="alternate"))
+    assert main is None and model.batches == [4] and set(res.terms) == {"mix_high", "mix_mid"}
+
+
+def test_split_output_keeps_fusion():
+    out = FERMixNetOutput(torch.arange(12.0).view(6, 2), torch.ones(6, 2))
+    part = split_output(out, slice(0, 3))
+    torch.testing.assert_close(part.logits, out.logits[:3])
+    assert split_output(FERMixNetOutput(torch.ones(4, 2)), slice(2, None)).mid is None
+
+
+def test_train_one_epoch_stops_on_nan():
+    model = TwoHead()
+    data = [(torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1, 2, 0]))
+            for _ in range(3)]
+    stats = train_one_epoch(model, data, _ctx(model), epoch=0, global_step=0)
+    assert stats["steps"] == 3 and stats["train_loss"] > 0 and stats["images_per_s"] > 0
+    with torch.no_grad():
+        model.high.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="nan"):
+        train_one_epoch(model, data, _ctx(model), epoch=1, global_step=3)
+
+
+def test_classification_metrics_by_hand():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    pred = torch.tensor([0, 1, 1, 1, 0, 2])
+    m = classification_metrics(pred, labels, ["a", "b", "c", "d"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)  # d is absent
+    assert m["per_class"] == {"a": 0.5, "b": pytest.approx(2 / 3), "c": 1.0, "d": None}
+    assert m["confusion"][1] == [1, 2, 0, 0] and sum(map(sum, m["confusion"])) == 6
+
+
+def test_eval_result_per_head_and_subset():
+    labels = torch.tensor([0, 1, 1, 0])
+    high = torch.tensor([[2.0, 0], [0, 2], [2, 0], [2, 0]])
+    res = compute_eval_result("t", {"fused": high, "high": high}, labels, ["x", "y"],
+                              {"occluded": [2, 3]})
+    assert set(res.heads) == {"fused", "high"}
+    assert res.accuracy() == 0.75 and res.accuracy("fused", "occluded") == 0.5
+
+
+def test_checkpoint_survives_an_interrupted_swap(tmp_path):
+    model = create_model("resnet18", num_classes=7, mid_branch=False)
+    root = tmp_path / "checkpoints"
+    ckpt.save_train_checkpoint(root, "last", model, {}, {"epoch": 1, "t": torch.ones(2)})
+    ckpt.save_train_checkpoint(root, "last", model, {}, {"epoch": 2, "t": torch.ones(2)})
+    assert ckpt.load_train_state(root / "last")["epoch"] == 2
+    # A kill between the two renames: only the old folder is complete.
+    (root / "last").rename(root / ".old-last")
+    (root / ".tmp-last-x").mkdir()  # and a half-written new one
+    assert ckpt.recover(root, "last") == root / "last"
+    assert ckpt.load_train_state(root / "last")["epoch"] == 2
+    ckpt.clean_temporaries(root)
+    assert not list(root.glob(".tmp-*"))
+
+
+def test_sam_step_uses_the_gradient_at_the_perturbed_point():
+    w = nn.Parameter(torch.tensor([3.0, -4.0]))
+    opt = SAM([w], torch.optim.SGD, rho=0.5, lr=0.1)
+    loss = lambda: (w**2).sum() / 2  # noqa: E731  gradient = w
+
+    loss().backward()
+    opt.first_step()
+    torch.testing.assert_close(w.detach(), torch.tensor([3.3, -4.4]))  # w + rho g / |g|
+    loss().backward()
+    opt.second_step()
+    torch.testing.assert_close(w.detach(), torch.tensor([3.0 - 0.33, -4.0 + 0.44]))
+
+
+@pytest.mark.parametrize("preset", ["flip_crop", "flip_affine"])
+def test_transform_presets_keep_uint8_and_size(preset):
+    x = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    t = build_transform(preset, 32)
+    torch.manual_seed(0)
+    a = t(x)
+    torch.manual_seed(0)
+    assert a.dtype == torch.uint8 and a.shape == (3, 32, 32) and torch.equal(a, t(x))
+    assert build_transform("none", 32) is None
+    with pytest.raises(ValueError, match="preset"):
+        build_transform("jitter", 32)
+
+
+def test_precision_choice_per_device():
+    from fermixnet.config import load_config
+    from fermixnet.engine.trainer import _precision
+
+    cpu = torch.device("cpu")
+    assert _precision(load_config(None), cpu) == (None, False)  # auto: off on CPU
+    assert _precision(load_config(None, ["train.amp=bf16"]), cpu) == (torch.bfloat16, False)
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        _precision(load_config(None, ["train.amp=fp16"]), cpu)
+
+
+def test_bf16_channels_last_and_sam_steps_on_cpu():
+    from fermixnet.engine.loop import optimize_step
+
+    model = TwoHead()
+    ctx = _ctx(model, amp_dtype=torch.bfloat16, channels_last=True)
+    ctx.optimizer = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+    x = torch.rand(4, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    before = model.high.weight.detach().clone()
+    res, _ = optimize_step(model, make_step_batch(x, torch.tensor([0, 1, 2, 0]), ctx), ctx)
+    assert model.batches == [8, 8]  # SAM: two forwards over the same main + mixed batch
+    assert torch.isfinite(res.total) and not torch.equal(before, model.high.weight)
