@@ -1,39 +1,26 @@
-"""The training steps the benchmarks time: FERMixNet co-training (Eq. 9) and a plain step.
+"""The training steps the benchmarks time: the engine's FERMix co-training step and a plain one.
 
-Both follow the data path of `docs/DESIGN.md`: uint8 batches arrive on the device, float
-conversion and mean/std normalisation happen there, FERMix runs there on the uint8 batch (mixing
-before normalising is the same as after, and moves a quarter of the bytes), and the main and
-mixed images go through the model in one forward (``torch.cat``), as the paper's co-training does
-(Sec. 3.2.2).
+Both run the code `fermixnet train` runs per batch (`fermixnet.engine.loop`): the uint8 batch goes
+to the device and is normalised there (`to_model_input`), FERMix mixes it there
+(`make_step_batch`, with p_mix = 1 so that every step co-trains), and `optimize_step` runs one
+forward over main + mixed images (``torch.cat``, Sec. 3.2.2), the Eq. 9 loss, backward and the
+SGD step. The plain step is the same code with no mixer.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from common import MEAN, STD
-from fermixnet.augment import FERMix, one_hot
+from fermixnet.augment import FERMix
+from fermixnet.engine.evaluate import to_model_input
+from fermixnet.engine.loop import EpochContext, StepBatch, make_step_batch, optimize_step
 from fermixnet.losses import CoTrainingLoss
-from fermixnet.models import FERMixNetOutput, create_model
-
-
-class Normalizer:
-    """uint8 (B, 3, H, W) on any device -> float, mean/std-normalised, in the chosen layout."""
-
-    def __init__(self, device: torch.device, channels_last: bool, dtype=torch.float32) -> None:
-        self.scale = (1.0 / (255.0 * torch.tensor(STD))).view(1, 3, 1, 1).to(device, dtype)
-        self.shift = (torch.tensor(MEAN) / torch.tensor(STD)).view(1, 3, 1, 1).to(device, dtype)
-        self.format = torch.channels_last if channels_last else torch.contiguous_format
-        self.dtype = dtype
-
-    def __call__(self, u8: torch.Tensor) -> torch.Tensor:
-        x = u8.to(self.dtype).contiguous(memory_format=self.format)
-        return x.mul_(self.scale).sub_(self.shift)  # (x / 255 - mean) / std, in place
+from fermixnet.models import create_model
 
 
 @dataclass
@@ -60,56 +47,43 @@ def build_trainer(
     seed: int = 0,
     lr: float = 0.01,
 ) -> Trainer:
-    """Model, SGD (the paper's RAF-DB recipe, Sec. 4.2) and the step functions on ``device``.
+    """Model, SGD (the paper's RAF-DB recipe, Sec. 4.2) and the engine's step on ``device``.
 
     Args:
         device: where the model, the batches and FERMix live.
         arch: trunk name for `create_model`.
         num_classes: K.
-        channels_last: NHWC activations (faster convolutions on CPUs with oneDNN and on GPUs).
+        channels_last: NHWC activations (faster convolutions with oneDNN and cuDNN).
         amp_dtype: autocast dtype (e.g. ``torch.bfloat16``) or None for float32.
         seed: seeds the model and FERMix's generator.
         lr: SGD learning rate (0.01 rather than the recipe's 0.1 by default: random data must
             not diverge while being timed).
     """
     torch.manual_seed(seed)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(arch, num_classes=num_classes, mid_branch=True)
-    model = model.to(device, memory_format=fmt)
+    model = create_model(arch, num_classes=num_classes, mid_branch=True).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    crit = CoTrainingLoss(alpha=0.5, beta=0.5)
-    mix = FERMix()
-    gen = torch.Generator().manual_seed(seed)
-    norm = Normalizer(device, channels_last)
+    mix_ctx = EpochContext(
+        criterion=CoTrainingLoss(alpha=0.5, beta=0.5), optimizer=opt, device=device,
+        mean=torch.tensor(MEAN, device=device).view(1, 3, 1, 1),
+        std=torch.tensor(STD, device=device).view(1, 3, 1, 1),
+        num_classes=num_classes, mixer=FERMix(), p_mix=1.0,
+        generator=torch.Generator().manual_seed(seed), amp_dtype=amp_dtype,
+        channels_last=channels_last,
+    )
+    plain_ctx = replace(mix_ctx, mixer=None, p_mix=0.0)
 
-    def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=amp_dtype)
-
-    def update(loss: torch.Tensor) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    def to_input(u8: torch.Tensor) -> torch.Tensor:
+        return to_model_input(u8, device, mix_ctx.mean, mix_ctx.std, channels_last)
 
     def cotrain(u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        batch = u8.shape[0]
-        y = one_hot(labels, num_classes)
-        u8_mix, y_mix = mix.apply(u8, y, mix.sample(batch, generator=gen))  # Eqs. 4-5
-        x = norm(torch.cat([u8, u8_mix]))  # (2B, 3, H, W): one forward over main + mixed
-        with autocast():
-            out = model(x)
-            main = FERMixNetOutput(out.high[:batch], out.mid[:batch])
-            mixed = FERMixNetOutput(out.high[batch:], out.mid[batch:])
-            loss = crit(main, labels, mixed, y_mix).total  # Eq. 9
-        return update(loss)
+        batch = make_step_batch(to_input(u8), labels, mix_ctx)  # FERMix, Eqs. 4-5
+        return optimize_step(model, batch, mix_ctx)[0].total.detach()  # Eq. 9
 
     def plain(u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with autocast():
-            loss = crit(model(norm(u8)), labels).total
-        return update(loss)
+        return optimize_step(model, StepBatch(to_input(u8), labels), plain_ctx)[0].total.detach()
 
     return Trainer(model=model, cotrain=cotrain, plain=plain)
 
