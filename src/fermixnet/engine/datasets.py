@@ -4,7 +4,6 @@ of the FED-RO protocol (Sec. 4.1.4)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,11 +91,7 @@ def balanced_downsample(labels: Sequence[int], indices: Sequence[int], seed: int
     """Keep at most as many images per class as the rarest class has (Sec. 4.2, AffectNet)."""
     from fermixnet.data.sampling import class_balanced_downsample
 
-    sub = [labels[i] for i in indices]
-    if not sub:
-        return []
-    rarest = min(Counter(sub).values())  # explicit cap: the rarest class present
-    keep = class_balanced_downsample(sub, seed=seed, max_per_class=rarest)
+    keep = class_balanced_downsample([labels[i] for i in indices], seed=seed)
     return sorted(indices[int(k)] for k in keep)
 
 

@@ -1,0 +1,68 @@
+"""`fermixnet demo`: summary arithmetic by hand, and the quick run end to end through the CLI."""
+
+import json
+
+import pytest
+
+from fermixnet.cli import main
+from fermixnet.demo import DemoSettings
+from fermixnet.demo.summary import DemoRow, format_table, spread_rows, target_checks
+
+
+def rows():
+    base = [DemoRow("ResNet-18", s, clean=80.0 + s, occluded={"upper": 60.0, "lower": 70.0 + s})
+            for s in (0, 2)]
+    ours = [DemoRow("FERMixNet", s, clean=79.0, occluded={"upper": 66.0, "lower": 76.0})
+            for s in (0, 2)]
+    return base + ours
+
+
+def test_spread_over_seeds_by_hand():
+    base, ours = spread_rows(rows())
+    assert base.clean == pytest.approx(81.0) and base.spread["clean"] == pytest.approx(2 ** 0.5)
+    assert base.occluded_mean == pytest.approx((60 + 71) / 2)
+    assert ours.spread["clean"] == 0.0 and ours.occluded_mean == pytest.approx(71.0)
+
+
+def test_targets_and_difference_row():
+    base, ours = spread_rows(rows())
+    checks = {c.name: c for c in target_checks([base, ours])}
+    drop = checks["ResNet-18 loss under occlusion (points)"]
+    assert drop.value == pytest.approx(81 - 65.5) and drop.met
+    gain = checks["FERMixNet - ResNet-18, occluded mean (points)"]
+    assert gain.value == pytest.approx(71 - 65.5) and gain.met
+    clean = checks["FERMixNet - ResNet-18, clean (points)"]
+    assert clean.value == pytest.approx(-2.0) and not clean.met
+    table = format_table([base, ours])
+    assert "| difference | -2.0 | +6.0 | +5.0 | +5.5 |" in table
+    assert "81.0 ± 1.4" in table
+
+
+def test_settings_errors():
+    with pytest.raises(ValueError, match="--train must be at least 7"):
+        DemoSettings(train=3)
+    with pytest.raises(ValueError, match="--size"):
+        DemoSettings(size=16)
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| ResNet-18 |" in printed and "| FERMixNet |" in printed and "occluded mean" in printed
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    models = [r["model"] for r in summary["rows"]]
+    assert models == ["ResNet-18", "FERMixNet"]
+    assert set(summary["rows"][0]["occluded"]) == {"upper", "lower", "left", "right", "corner",
+                                                   "object"}
+    assert (out / "report" / "report.md").stat().st_size > 0
+    from fermixnet.models.weights import load_checkpoint
+
+    model, meta = load_checkpoint(out / "runs" / "seed0" / "fermixnet" / "checkpoints" / "best")
+    assert model.mid_branch and meta["input_size"] == 32
+    baseline, _ = load_checkpoint(out / "runs" / "seed0" / "resnet18" / "checkpoints" / "best")
+    assert not baseline.mid_branch
+    # A rerun reuses the data and the finished runs.
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert "data: reusing" in capsys.readouterr().out
