@@ -50,12 +50,30 @@ def run_script(name: str, out: Path, smoke: bool, extra: list[str]) -> dict[str,
     return data
 
 
+def report(machine: dict[str, Any], total: float, summary: list, latency: list) -> str:
+    """The machine line and both tables, as Markdown."""
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
+        f"onnxruntime {machine.get('onnxruntime', '-')}, Python {machine['python']}; "
+        f"{machine['date']}; all benchmarks {total / 60:.1f} min.",
+        "",
+        to_markdown(summary, ("metric", "value", "target", "status")),
+    ]
+    if latency:
+        lines += ["", to_markdown(latency, tuple(latency[0]))]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--only", nargs="+", choices=SCRIPTS, default=list(SCRIPTS))
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="trained checkpoint folder for inference_bench (int8 agreement)")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the machine line and both tables to this Markdown file")
     args = parser.parse_args()
     start = time.perf_counter()
     results: dict[str, Any] = {}
@@ -67,8 +85,10 @@ def main() -> int:
             train_ips = results.get("train", {}).get("results", {}).get("train_images_per_s")
             if name == "loader" and train_ips:
                 extra = ["--train-ips", str(train_ips)]
-            if name == "inference" and args.no_compile:
-                extra = ["--no-compile"]
+            if name == "inference":
+                extra = ["--no-compile"] if args.no_compile else []
+                if args.checkpoint is not None:
+                    extra += ["--checkpoint", str(args.checkpoint)]
             results[name] = run_script(name, Path(tmp) / f"{name}.json", args.smoke, extra)
     summary = summary_rows(results)
     latency = inference_rows(results)
@@ -76,13 +96,10 @@ def main() -> int:
     total = time.perf_counter() - start
     write_json(args.out, {"machine": machine, "smoke": args.smoke, "total_s": total,
                           "table": summary, "inference_table": latency, "scripts": results})
-    print(f"\nMachine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-          f"onnxruntime {machine.get('onnxruntime', '-')}, {machine['date']}; "
-          f"total {total:.0f} s\n")
-    print(to_markdown(summary, ("metric", "value", "target", "status")))
-    if latency:
-        print()
-        print(to_markdown(latency, tuple(latency[0])))
+    text = report(machine, total, summary, latency)
+    print("\n" + text)
+    if args.markdown is not None:
+        args.markdown.write_text(text + "\n")
     errors = [name for name, res in results.items() if "error" in res]
     for name in errors:
         print(f"\n[bench] {name} failed: {results[name]['error']}", file=sys.stderr)
