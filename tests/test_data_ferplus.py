@@ -113,6 +113,14 @@ def test_ferplus_errors(tmp_path):
         create_dataset("ferplus", tmp_path / "a" / "..", "train", layout="csv")
 
 
+def test_ferplus_files_of_unequal_length_are_an_error(tmp_path):
+    make_ferplus_csv(tmp_path)
+    new = tmp_path / "fer2013new.csv"
+    new.write_text("\n".join(new.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(ValueError, match=r"fer2013new\.csv ends at line \d+ but its companion"):
+        create_dataset("ferplus", tmp_path, "test")
+
+
 def test_ferplus_folders_without_label_csv_use_fer2013new(tmp_path):
     make_ferplus_folders(tmp_path)
     make_ferplus_csv(tmp_path)  # fer2013new.csv next to the folders

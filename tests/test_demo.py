@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from fermixnet.cli import main
@@ -61,6 +62,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
 
     model, meta = load_checkpoint(out / "runs" / "seed0" / "fermixnet" / "checkpoints" / "best")
     assert model.mid_branch and meta["input_size"] == 32
+    template = np.array(meta["align_template"])  # the generator's framing, for predict
+    assert template.shape == (5, 2) and template[0, 0] < template[1, 0]  # eyes: image-left first
+    assert template[0, 1] < template[3, 1]  # eyes above the mouth corners
     baseline, _ = load_checkpoint(out / "runs" / "seed0" / "resnet18" / "checkpoints" / "best")
     assert not baseline.mid_branch
     # A rerun reuses the data and the finished runs.

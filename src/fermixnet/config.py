@@ -21,17 +21,9 @@ from typing import Any
 
 import yaml
 
+from fermixnet.augment.fermix import DEFAULT_PROBS, REGIONS
 from fermixnet.labels import CANONICAL
 
-#: FERMix's six region types with the probabilities of Sec. 3.2.1 (40 % / 40 % / 20 %).
-DEFAULT_REGION_PROBS: dict[str, float] = {
-    "upper": 0.2,
-    "lower": 0.2,
-    "left": 0.2,
-    "right": 0.2,
-    "upper_left": 0.1,
-    "upper_right": 0.1,
-}
 BASE_KEY = "_base_"
 
 
@@ -139,7 +131,7 @@ class MixConfig:
 
     method: str = "fermix"
     """fermix, cutout, cutmix, mixup or none."""
-    probs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REGION_PROBS))
+    probs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROBS))
     """FERMix region probabilities (Table 3); regions left out have probability 0."""
     p_mix: float = 0.8
     """Probability that an iteration also trains on the mixed batch (Sec. 3.2.2, Fig. 5)."""
@@ -151,11 +143,11 @@ class MixConfig:
     def __post_init__(self) -> None:
         _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
-        unknown = sorted(set(self.probs) - set(DEFAULT_REGION_PROBS))
+        unknown = sorted(set(self.probs) - set(REGIONS))
         if unknown:
             raise ValueError(
                 f"unknown FERMix region(s) {unknown} in 'mix.probs'; expected a subset of "
-                f"{list(DEFAULT_REGION_PROBS)}"
+                f"{list(REGIONS)}"
             )
         _check(all(p >= 0 for p in self.probs.values()), "mix.probs", "non-negative", self.probs,
                "{upper:0.5,lower:0.5}")

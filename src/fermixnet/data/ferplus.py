@@ -17,6 +17,7 @@ Splits: Training -> train, PublicTest -> val, PrivateTest -> test. Labels from t
 from __future__ import annotations
 
 import csv
+import itertools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,8 +116,12 @@ def _read_csv_layout(
             raise ValueError(f"{fer_path}:1: expected header emotion,pixels,Usage")
         if len(head_new) != 12 or head_new[0].strip() != "Usage":
             raise ValueError(f"{new_path}:1: expected header Usage,Image name,<10 vote columns>")
-        for line, (row_fer, row_new) in enumerate(zip(fer, new, strict=False), start=2):
+        for line, (row_fer, row_new) in enumerate(itertools.zip_longest(fer, new), start=2):
             where = f"{new_path}:{line}"
+            if row_fer is None or row_new is None:  # never truncate silently: the rows pair up
+                shorter = fer_path if row_fer is None else new_path
+                raise ValueError(f"{shorter} ends at line {line - 1} but its companion file "
+                                 "goes on: fer2013.csv and fer2013new.csv must have equal rows")
             try:
                 if len(row_new) != 12 or len(row_fer) < 3:
                     raise ValueError(f"{where}: expected 12 fields (and 3 in {fer_path.name})")

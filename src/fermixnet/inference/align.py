@@ -1,0 +1,139 @@
+"""Five-point face alignment: a least-squares similarity transform to a fixed template.
+
+Landmark order everywhere in fermixnet (the order of RetinaFace/ArcFace tools), in image pixels
+``(x, y)``: eye on the image's left (the subject's right eye), eye on the image's right, nose tip,
+mouth corner on the image's left, mouth corner on the image's right.
+
+The template (:data:`RAFDB_TEMPLATE`) places these points as fractions of the crop's side, chosen
+to frame faces like RAF-DB's aligned 100x100 crops (the images FER models are trained on): the
+whole face from the eyebrows to the chin fills the square, eyes a little above the middle. RAF-DB
+does not publish its template; these numbers are our estimate, so a checkpoint may carry its own
+template in ``meta.json`` (key ``align_template``), which then wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+# Fractions of the crop side (x, y) for a 100x100 RAF-DB style crop; scaled to any input size.
+RAFDB_TEMPLATE: np.ndarray = np.array(
+    [
+        [0.335, 0.405],  # eye, image left
+        [0.665, 0.405],  # eye, image right
+        [0.500, 0.580],  # nose tip
+        [0.370, 0.745],  # mouth corner, image left
+        [0.630, 0.745],  # mouth corner, image right
+    ],
+    dtype=np.float64,
+)
+
+
+def template_points(size: int | Sequence[int], template: np.ndarray | None = None) -> np.ndarray:
+    """Template landmarks in pixels of a crop of ``size`` (an int, or ``(height, width)``)."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    t = RAFDB_TEMPLATE if template is None else np.asarray(template, dtype=np.float64)
+    if t.shape != (5, 2):
+        raise ValueError(f"alignment template must have shape (5, 2), got {t.shape}")
+    return t * np.array([w, h], dtype=np.float64)
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` to ``dst``.
+
+    Umeyama's closed form (Umeyama 1991, Eqs. 34-43), without reflections.
+
+    Args:
+        src: (N, 2) points, N >= 2.
+        dst: (N, 2) points.
+
+    Returns:
+        (2, 3) matrix ``M`` with ``dst ≈ src @ M[:, :2].T + M[:, 2]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(
+            f"expected two (N, 2) point arrays with N >= 2, got {src.shape}, {dst.shape}"
+        )
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    var_s = (s_c**2).sum() / len(src)
+    if var_s <= 1e-12:
+        raise ValueError("landmarks coincide; cannot estimate an alignment")
+    cov = d_c.T @ s_c / len(src)  # (2, 2)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # keep a rotation, never a reflection
+        d[-1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    scale = (sig * d).sum() / var_s
+    m = np.empty((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def apply_similarity(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) transform to (N, 2) points."""
+    return np.asarray(points, dtype=np.float64) @ m[:, :2].T + m[:, 2]
+
+
+def warp_affine(image: np.ndarray, m: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+    """Warp ``image`` (H, W, 3) uint8 with the forward transform ``m`` into a crop of ``size``.
+
+    Pixels outside the source are black, as in RAF-DB's aligned crops. Uses PIL (bilinear) so
+    the core install needs no OpenCV.
+    """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    full = np.vstack([m, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(full)  # PIL wants output -> input coordinates
+    # Landmarks use pixel indices (a pixel's centre is its index); PIL's continuous coordinates
+    # put that centre at index + 0.5, hence the half-pixel shifts on both sides.
+    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    unshift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+    inv = shift @ inv @ unshift
+    coeffs = tuple(inv[:2].reshape(-1))
+    pil = Image.fromarray(image)
+    out = pil.transform((w, h), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
+    return np.asarray(out)
+
+
+def align_face(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    size: int | Sequence[int],
+    template: np.ndarray | None = None,
+) -> np.ndarray:
+    """Crop and align one face: five landmarks onto the template, at the model's input size.
+
+    Args:
+        image: (H, W, 3) uint8 RGB image.
+        landmarks: (5, 2) landmarks in image pixels, in fermixnet's order (module docstring).
+        size: crop size, an int or ``(height, width)``.
+        template: (5, 2) template as fractions of the crop side; default :data:`RAFDB_TEMPLATE`.
+
+    Returns:
+        (h, w, 3) uint8 aligned crop.
+    """
+    dst = template_points(size, template)
+    m = estimate_similarity(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), dst)
+    return warp_affine(image, m, size)
+
+
+def crop_box(
+    image: np.ndarray, box: Sequence[float], size: int | Sequence[int], margin: float = 0.0
+) -> np.ndarray:
+    """Crop a box (``x0, y0, x1, y1``), grown by ``margin`` of its side, resized to ``size``.
+
+    Used for faces without landmarks and for already-aligned crops.
+    """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    extent = (x0 - dx, y0 - dy, x1 + dx, y1 + dy)  # may leave the image: filled with black
+    pil = Image.fromarray(image)
+    out = pil.transform((w, h), Image.Transform.EXTENT, extent, resample=Image.Resampling.BILINEAR)
+    return np.asarray(out)

