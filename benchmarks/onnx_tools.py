@@ -16,26 +16,20 @@ import numpy as np
 import torch
 
 
-def export_onnx(model: torch.nn.Module, size: int, path: Path, opset: int = 17) -> Path:
-    """Export `fermixnet.models.ExportWrapper` with a dynamic batch axis (TorchScript exporter).
+def export_onnx(model: torch.nn.Module, size: int, path: Path) -> Path:
+    """Export with ``fermixnet export``'s code (`fermixnet.inference.export.export_model`).
 
-    Input ``input`` (B, 3, size, size); outputs ``logits`` (fused), ``high``, ``mid``.
+    The file has a dynamic batch axis, input ``input`` (B, 3, size, size) and outputs ``logits``
+    (fused), ``high``, ``mid``; the exporter checks it against eager PyTorch. The model is left
+    in the mode it was in.
     """
-    from fermixnet.models import ExportWrapper
+    from fermixnet.inference.export import export_model
 
-    path = Path(path)
     was_training = model.training
-    wrapper = ExportWrapper(model).eval()  # the exporter restores the wrapper's mode afterwards
-    example = torch.zeros(1, 3, size, size)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.onnx.export(
-        wrapper.cpu(), (example,), str(tmp), dynamo=False, opset_version=opset,
-        input_names=["input"], output_names=["logits", "high", "mid"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    os.replace(tmp, path)
+    meta = {"input_size": size, "num_classes": int(model.num_classes)}
+    export_model(model, meta, path, fmt="onnx", check_batches=(1,))
     model.train(was_training)
-    return path
+    return Path(path)
 
 
 def ort_session(path: Path, threads: int | None = None):
@@ -100,7 +94,8 @@ def quantize_int8(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(onnx_path), str(pre))  # shape inference + fp32 graph fusions
+        # ONNX shape inference + fp32 graph fusions; the symbolic pass fails on some exporters' Reshape.
+        quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
         input_name = ort_session(pre, threads=1).get_inputs()[0].name
         staged = Path(tmp) / "int8.onnx"
         quantize_static(
