@@ -94,7 +94,7 @@ def quantize_int8(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        # ONNX shape inference + fp32 graph fusions; the symbolic pass fails on some exporters' Reshape.
+        # ONNX shape inference + fp32 fusions (the symbolic pass fails on the exporter's Reshape).
         quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
         input_name = ort_session(pre, threads=1).get_inputs()[0].name
         staged = Path(tmp) / "int8.onnx"
