@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training seeds; several give mean ± std (default: 0)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--size", type=int, default=None, help="image size in pixels (default 64)")
-    for split, n in (("train", 3500), ("val", 700), ("test", 700)):
+    for split, n in (("train", 2800), ("val", 350), ("test", 700)):
         p.add_argument(f"--{split}", type=int, default=None, help=f"{split} images (default {n})")
     p.add_argument("--epochs", type=int, default=None, help="epochs of both models")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",

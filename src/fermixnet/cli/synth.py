@@ -21,6 +21,11 @@ def _float_pair(text: str) -> tuple[float, float]:
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``synth`` and ``occlude`` to the ``data`` command group."""
+    _add_synth(data_subparsers)
+    _add_occlude(data_subparsers)
+
+
+def _add_synth(data_subparsers: argparse._SubParsersAction) -> None:
     p = data_subparsers.add_parser(
         "synth",
         help="generate the synthetic FACS-based expression data set",
@@ -39,16 +44,18 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         type=_float_pair,
         default=None,
         metavar="LO,HI",
-        help="range of expression intensity (difficulty; default 0.3,1.0)",
+        help="range of expression intensity (difficulty; default 0.5,1.0)",
     )
     p.add_argument(
         "--blend-prob",
         type=float,
         default=None,
-        help="probability of blending a second expression (default 0.35)",
+        help="probability of blending a second expression (default 0.2)",
     )
     p.set_defaults(func=run_synth)
 
+
+def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
     q = data_subparsers.add_parser(
         "occlude",
         help="draw realistic occluders onto a data set's images",

@@ -223,6 +223,40 @@ def _row(path: str, root: Path, label: int, split: str, meta: Mapping[str, str])
     return row
 
 
+def _occlude_item(
+    image: np.ndarray,
+    base: dict,
+    kinds: tuple[str, ...],
+    root: Path,
+    key: tuple[int, int, int],
+    keep_clean: bool,
+) -> list[dict]:
+    """Write the clean copy (optional) and one occluded copy per type of one image."""
+    seed, split_id, i = key
+    split, rows = base["split"], []
+    if keep_clean:
+        rel = f"images/{split}/none/{i:06d}.png"
+        save_png(image, root / rel)
+        rows.append({**base, "path": rel})
+    h, w = image.shape[:2]
+    for kind in kinds:
+        rng = np.random.default_rng([seed, split_id, i, OCCLUSION_TYPES.index(kind)])
+        occ = occlude(image, kind, rng, landmarks_for(base, w, h, rng))
+        rel = f"images/{split}/{kind}/{i:06d}.png"
+        save_png(occ.image, root / rel)
+        rows.append(
+            {
+                **base,
+                "path": rel,
+                "occlusion": kind,
+                "occluder": occ.occluder,
+                "occ_side": occ.side,
+                "occ_area": occ.area,
+            }
+        )
+    return rows
+
+
 def occlude_dataset(
     data: str,
     out: str | Path,
@@ -258,34 +292,14 @@ def occlude_dataset(
     rows = []
     for split in splits:
         items, load = _source(data, split)
-        split_id = SPLITS.index(split) if split in SPLITS else 9
+        split_id = SPLITS.index(split) if split in SPLITS else len(SPLITS)
         for i, (path, label, meta) in enumerate(items):
-            image = load(i)
-            base = _row(path, src_root, label, split, meta)
             chosen = types
             if random_type:
                 pick = np.random.default_rng([seed, split_id, i, 99]).integers(len(types))
                 chosen = (types[int(pick)],)
-            if keep_clean:
-                rel = f"images/{split}/none/{i:06d}.png"
-                save_png(image, root / rel)
-                rows.append({**base, "path": rel})
-            for kind in chosen:
-                rng = np.random.default_rng([seed, split_id, i, OCCLUSION_TYPES.index(kind)])
-                h, w = image.shape[:2]
-                occ = occlude(image, kind, rng, landmarks_for(meta, w, h, rng))
-                rel = f"images/{split}/{kind}/{i:06d}.png"
-                save_png(occ.image, root / rel)
-                rows.append(
-                    {
-                        **base,
-                        "path": rel,
-                        "occlusion": kind,
-                        "occluder": occ.occluder,
-                        "occ_side": occ.side,
-                        "occ_area": occ.area,
-                    }
-                )
+            base = _row(path, src_root, label, split, meta)
+            rows += _occlude_item(load(i), base, chosen, root, (seed, split_id, i), keep_clean)
     if not rows:
         raise ValueError(f"--data {data!r}: no images in split(s) {', '.join(splits)}")
     manifest = root / "manifest.csv"

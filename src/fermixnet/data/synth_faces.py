@@ -111,18 +111,18 @@ class SynthConfig:
     """
 
     num_classes: int = 7
-    intensity: tuple[float, float] = (0.3, 1.0)
-    blend_prob: float = 0.35
-    blend_weight: tuple[float, float] = (0.15, 0.7)
-    rest_au: float = 0.2
+    intensity: tuple[float, float] = (0.5, 1.0)
+    blend_prob: float = 0.2
+    blend_weight: tuple[float, float] = (0.1, 0.5)
+    rest_au: float = 0.15
     rest_face: float = 1.0
     rotation: float = 10.0
     scale: tuple[float, float] = (0.88, 1.08)
     shift: float = 0.05
     light: float = 0.35
-    clutter: tuple[int, int] = (2, 8)
+    clutter: tuple[int, int] = (1, 6)
     blur: float = 0.9
-    noise: float = 8.0
+    noise: float = 5.0
     classes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

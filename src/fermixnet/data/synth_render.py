@@ -61,6 +61,7 @@ class _Frame:
         )
 
     def map(self, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) face coordinates -> (N, 2) canvas pixels."""
         return pts @ self.rot.T * self.unit + (self.cx, self.cy)
 
     def poly(self, pts: np.ndarray, fill: Colour) -> None:
@@ -201,9 +202,9 @@ def _eyes(f: _Frame, face: Face) -> None:
             f.line(np.stack([ex + x * 0.8, ey + lo + 0.04], 1), _shade(skin, 1 - 0.3 * a6), 0.014)
 
 
-def _forehead_and_nose(f: _Frame, face: Face, nose_y: float, mouth_y: float, mw: float) -> None:
-    idt = face.ident
-    skin = idt["skin"]
+def _wrinkles(f: _Frame, face: Face) -> None:
+    """Forehead (AU1/AU2), glabella (AU4) and nose-bridge (AU9) wrinkles."""
+    skin = face.ident["skin"]
     raise_ = max(face.au(1), face.au(2))
     if raise_ > 0.15:  # horizontal forehead wrinkles (AU1/AU2)
         for y in (-0.66, -0.76, -0.86):
@@ -224,7 +225,12 @@ def _forehead_and_nose(f: _Frame, face: Face, nose_y: float, mouth_y: float, mw:
                 _shade(skin, 1 - 0.45 * a9),
                 0.014,
             )
-    flare = 1 + 0.5 * a9
+
+
+def _nose_and_cheeks(f: _Frame, face: Face, nose_y: float, mouth_y: float, mw: float) -> None:
+    """Nose sides and nostrils (flared by AU9), nasolabial folds, cheeks (raised by AU6)."""
+    skin = face.ident["skin"]
+    flare = 1 + 0.5 * face.au(9)
     for sign in (-1, 1):
         f.line(
             np.array([[sign * 0.06, -0.05], [sign * 0.08, nose_y - 0.08]]),
@@ -376,7 +382,8 @@ def render_face(
     nose_y = face.ident["nose_len"] - 0.04 * face.au(9) - 0.02 * face.au(10)
     mouth_y = nose_y + 0.3
     m = _mouth_shape(face, mouth_y)
-    _forehead_and_nose(f, face, nose_y, mouth_y, max(-m["xl"], m["xr"]))
+    _wrinkles(f, face)
+    _nose_and_cheeks(f, face, nose_y, mouth_y, max(-m["xl"], m["xr"]))
     _eyes(f, face)
     _brows(f, face)
     _mouth(f, face, m, chin)

@@ -51,8 +51,8 @@ class DemoSettings:
     seeds: Sequence[int] = (0,)
     data_seed: int = 0
     size: int = 64
-    train: int = 3500
-    val: int = 700
+    train: int = 2800
+    val: int = 350
     test: int = 700
     epochs: int | None = None
     quick: bool = False
