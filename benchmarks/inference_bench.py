@@ -130,8 +130,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="our checkpoint folder to measure (default: train one briefly)")
     parser.add_argument("--train-steps", type=int, default=30)
-    parser.add_argument("--eval-images", type=int, default=256)
-    parser.add_argument("--calib", type=int, default=256, help="int8 calibration images")
+    parser.add_argument("--eval-images", type=int, default=512)
+    parser.add_argument("--calib", type=int, default=512, help="int8 calibration images")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     args = parser.parse_args()
     device = setup(args)
