@@ -321,7 +321,7 @@ class HaarDetector:
             outputRejectLevels=True,
         )
         faces: list[Face] = []
-        order = sorted(zip(rects, np.ravel(weights), strict=False), key=lambda r: -r[0][2])
+        order = sorted(zip(rects, np.ravel(weights), strict=True), key=lambda r: -r[0][2])
         for (x, y, bw, bh), wgt in order:
             box = (float(x), float(y), float(x + bw), float(y + bh))
             # The cascade also fires on parts of a face (an eye region): drop nested boxes.
