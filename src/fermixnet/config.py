@@ -307,9 +307,9 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML, atomically."""
-        from fermixnet.engine.checkpoint import atomic_write_text
+        from fermixnet.fileio import atomic_write
 
-        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def _plain(value: Any) -> Any:

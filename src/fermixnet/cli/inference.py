@@ -75,9 +75,10 @@ def _unique(folder: Path, source: str, used: set[Path], suffix: str) -> Path:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Run `fermixnet predict`; returns the exit status."""
+    from fermixnet.fileio import atomic_write
     from fermixnet.inference.images import collect_inputs, is_video
     from fermixnet.inference.predictor import Predictor
-    from fermixnet.inference.results import atomic_write, results_to_csv, results_to_json
+    from fermixnet.inference.results import results_to_csv, results_to_json
 
     if args.annotate and not args.out:
         raise ValueError("--annotate needs --out (the folder for annotated files)")

@@ -8,36 +8,23 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from fermixnet.fileio import atomic_write
+
 BASE_COLUMNS: tuple[str, ...] = ("path", "label", "split")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
     """Write an (H, W, 3) uint8 image as PNG, atomically; identical input gives identical bytes."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=4)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def format_value(value: object) -> str:
@@ -55,7 +42,7 @@ def write_manifest(path: Path, rows: Sequence[Mapping[str, object]], extra: Sequ
     writer.writerow(columns)
     for row in rows:
         writer.writerow([format_value(row.get(c, "")) for c in columns])
-    _atomic_write(path, buf.getvalue().encode("utf-8"))
+    atomic_write(path, buf.getvalue().encode("utf-8"))
 
 
 def union_columns(rows: Iterable[Mapping[str, object]]) -> list[str]:

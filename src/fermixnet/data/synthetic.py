@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from fermixnet.data.synth_faces import AU_NAMES, AUS, HAIR_STYLES, Face, SynthConfig, sample_face
-from fermixnet.data.synth_io import SPLITS, _atomic_write, save_png, union_columns, write_manifest
+from fermixnet.data.synth_io import SPLITS, save_png, union_columns, write_manifest
 from fermixnet.data.synth_render import render_face
+from fermixnet.fileio import atomic_write
 
 SPLIT_IDS: Mapping[str, int] = {name: i for i, name in enumerate(SPLITS)}
 DEFAULT_COUNTS: Mapping[str, int] = {"train": 2800, "val": 350, "test": 700}
@@ -148,5 +149,5 @@ def generate_synthetic(
         "config": dataclasses.asdict(cfg),
         "generator": "fermixnet.data.synthetic",
     }
-    _atomic_write(root / "synthetic.json", json.dumps(info, indent=2).encode("utf-8"))
+    atomic_write(root / "synthetic.json", json.dumps(info, indent=2).encode("utf-8"))
     return manifest

@@ -138,12 +138,12 @@ def synthetic_template(manifest: Path) -> list[list[float]]:
 
 
 def _store_template(run_dir: Path, template: list[list[float]]) -> None:
-    from fermixnet.engine.checkpoint import atomic_write_text
+    from fermixnet.fileio import atomic_write
 
     for meta_file in (run_dir / "checkpoints").glob("*/meta.json"):
         meta = json.loads(meta_file.read_text())
         meta["align_template"] = template
-        atomic_write_text(meta_file, json.dumps(meta, indent=1))
+        atomic_write(meta_file, json.dumps(meta, indent=1))
 
 
 def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:

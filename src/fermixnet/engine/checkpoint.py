@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from fermixnet.fileio import atomic_write
+
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
@@ -42,32 +44,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then `os.replace` it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Atomic UTF-8 text write (see `atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """`torch.save` to memory, then an atomic write: a reader never sees half a file."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def is_complete(folder: Path) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fermixnet.engine.checkpoint import atomic_write_text
 from fermixnet.engine.distributed import all_gather_objects
+from fermixnet.fileio import atomic_write
 
 HEADS: tuple[str, ...] = ("fused", "high", "mid")
 
@@ -150,7 +150,7 @@ class EvalResult:
 
     def save(self, path: Path) -> None:
         """Write `to_dict()` as JSON atomically."""
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+        atomic_write(Path(path), json.dumps(self.to_dict(), indent=1))
 
 
 def compute_eval_result(

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fermixnet.engine.checkpoint import atomic_write_text
+from fermixnet.fileio import atomic_write
 
 
 def json_safe(value: Any) -> Any:
@@ -26,7 +26,7 @@ def json_safe(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write; NaN/inf become null (valid JSON)."""
-    atomic_write_text(path, json.dumps(json_safe(data), indent=1))
+    atomic_write(path, json.dumps(json_safe(data), indent=1))
 
 
 class RunLogger:
@@ -68,7 +68,7 @@ class RunLogger:
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-        atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
+        atomic_write(self.out_dir / "metrics.csv", buf.getvalue())
         write_json(self.out_dir / "metrics.json", {**summary, "history": history})
         if self._tb is not None:
             last = history[-1]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fermixnet.config import load_config
-from fermixnet.engine.checkpoint import atomic_write_text, is_complete
+from fermixnet.engine.checkpoint import is_complete
+from fermixnet.fileio import atomic_write
 
 
 def run_status(run_dir: Path) -> str:
@@ -134,6 +135,6 @@ def write_summary(out_dir: str | Path, order: Sequence[str] | None = None) -> Pa
     for c in configs:
         for m, s in stats[c].items():
             w.writerow([c, m, s["mean"], s["std"], s["min"], s["max"], s["n"]])
-    atomic_write_text(out / "summary.csv", buf.getvalue())
-    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write(out / "summary.csv", buf.getvalue())
+    atomic_write(out / "summary.md", "\n".join(lines) + "\n")
     return out / "summary.md"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fermixnet.inference.results import atomic_write
+from fermixnet.fileio import atomic_write
 from fermixnet.models import ExportWrapper
 
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")

@@ -8,8 +8,6 @@ config, metrics, code version). Both are written atomically (temp file, then `os
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fermixnet import __version__, labels
+from fermixnet.fileio import atomic_save, atomic_write
 from fermixnet.models.fermixnet import FERMixNet
 from fermixnet.models.pretrained import LoadReport, load_pretrained
 from fermixnet.models.registry import create_model
@@ -66,18 +65,6 @@ def _default_classes(num_classes: int) -> list[str]:
     return [f"class_{i}" for i in range(num_classes)]
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Calls `write(tmp_path)` on a temp file next to `path`, then moves it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: nn.Module, folder: str | Path, meta: Mapping[str, Any]) -> Path:
     """Writes `folder/model.safetensors` and `folder/meta.json`, each atomically.
 
@@ -121,8 +108,8 @@ def save_checkpoint(model: nn.Module, folder: str | Path, meta: Mapping[str, Any
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     weights = folder / WEIGHTS_NAME
-    _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(folder / META_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_save(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / META_NAME, text + "\n")
     return weights
 
 

@@ -14,14 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from fermixnet.engine.checkpoint import atomic_write_bytes
+from fermixnet.fileio import atomic_write
 
 
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write(Path(path), buf.getvalue())
     return Path(path)
 
 

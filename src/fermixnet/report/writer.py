@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from fermixnet.engine.checkpoint import atomic_write_text
+from fermixnet.fileio import atomic_write
 from fermixnet.report import plots
 
 _WEIGHTS_ORDER = ("last", "best", "eval")
@@ -216,8 +216,8 @@ def write_report(runs: Sequence[str | Path], out_dir: str | Path,
     lines += _mix_section(records, out)
     buf = io.StringIO()
     csv.writer(buf).writerows([["run", "set", "metric", "value"], *csv_rows])
-    atomic_write_text(out / "report.csv", buf.getvalue())
-    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write(out / "report.csv", buf.getvalue())
+    atomic_write(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
 
 

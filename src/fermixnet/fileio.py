@@ -1,0 +1,33 @@
+"""Atomic file writes: every file the project writes (checkpoints, metrics, reports, data sets,
+exports) goes through a temp file beside its target and `os.replace`, so a reader or a resumed
+run never sees half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_save(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """Call `write(tmp)` on a temp file beside `path` (for writers that take a file name, e.g.
+    safetensors), fsync it, then move it onto `path`; parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write `data` (str as UTF-8) atomically to `path` (see `atomic_save`)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    atomic_save(path, lambda tmp: Path(tmp).write_bytes(raw))
