@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -188,3 +190,54 @@ def test_bf16_channels_last_and_sam_steps_on_cpu():
     res, _ = optimize_step(model, make_step_batch(x, torch.tensor([0, 1, 2, 0]), ctx), ctx)
     assert model.batches == [8, 8]  # SAM: two forwards over the same main + mixed batch
     assert torch.isfinite(res.total) and not torch.equal(before, model.high.weight)
+
+
+def _lrs(sched_cfg, epochs=4, steps=10, lr=1.0):
+    from fermixnet.engine.optim import build_scheduler
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = build_scheduler(sched_cfg, opt, epochs, steps)
+    out = []
+    for _ in range(epochs * steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_step_and_exp_schedules_change_only_at_epoch_boundaries():
+    from fermixnet.config import SchedConfig
+
+    lrs = _lrs(SchedConfig(name="step", step_size=2, gamma=0.1))
+    assert lrs[:20] == [1.0] * 20 and lrs[20:] == pytest.approx([0.1] * 20)
+    lrs = _lrs(SchedConfig(name="exp", gamma=0.5))
+    assert lrs[9] == 1.0 and lrs[10] == 0.5 and lrs[39] == 0.125
+
+
+def test_cosine_with_warmup_ramps_up_then_decays_per_step():
+    from fermixnet.config import SchedConfig
+
+    lrs = _lrs(SchedConfig(name="cosine", warmup_epochs=0.5))
+    assert lrs[:5] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6])
+    assert lrs[5] == 1.0
+    decay = lrs[5:]
+    assert all(a > b for a, b in itertools.pairwise(decay)) and decay[-1] < 0.01
+    assert _lrs(SchedConfig(name="none")) == [1.0] * 40
+
+
+def test_scheduler_resumes_mid_run_from_its_state_dict():
+    from fermixnet.config import SchedConfig
+    from fermixnet.engine.optim import build_scheduler
+
+    cfg = SchedConfig(name="cosine", warmup_epochs=1.0)
+    full = _lrs(cfg)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(cfg, opt, 4, 10)
+    for _ in range(17):
+        opt.step()
+        sched.step()
+    opt2 = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched2 = build_scheduler(cfg, opt2, 4, 10)
+    opt2.load_state_dict(opt.state_dict())
+    sched2.load_state_dict(sched.state_dict())
+    assert opt2.param_groups[0]["lr"] == pytest.approx(full[17])

@@ -109,6 +109,8 @@ class AugConfig:
     """flip_crop (RAF-DB, FERPlus), flip_affine (AffectNet), none (Fig. 8)."""
     crop_padding: float = 0.125
     """flip_crop: padding before the random crop, as a share of the image side."""
+    crop_padding_mode: str = "constant"
+    """flip_crop: fill of the padding, constant (black) or reflect."""
     affine_translate: float = 0.2
     """flip_affine: maximal translation as a share of the image side."""
     affine_scale: tuple[float, float] = (0.8, 1.0)
@@ -118,6 +120,7 @@ class AugConfig:
         _check_choice(self.preset, "aug.preset", ("flip_crop", "flip_affine", "none"))
         _check(0.0 <= self.crop_padding <= 0.5, "aug.crop_padding", "in [0, 0.5]",
                self.crop_padding, "0.125")
+        _check_choice(self.crop_padding_mode, "aug.crop_padding_mode", ("constant", "reflect"))
         _check(0.0 <= self.affine_translate <= 1.0, "aug.affine_translate", "in [0, 1]",
                self.affine_translate, "0.2")
         lo, hi = self.affine_scale
@@ -202,7 +205,7 @@ class OptimConfig:
 
 @dataclass
 class SchedConfig:
-    """Learning-rate schedule, stepped once per epoch."""
+    """Learning-rate schedule, updated after every optimiser step."""
 
     name: str = "step"
     """step (lr x gamma every step_size epochs), exp (lr x gamma each epoch), cosine, none."""
@@ -210,11 +213,14 @@ class SchedConfig:
     """step: epochs between decays."""
     gamma: float = 0.1
     """step/exp: decay factor."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up from ~0 to optim.lr over this many epochs (may be fractional); 0 = none."""
 
     def __post_init__(self) -> None:
         _check_choice(self.name, "sched.name", ("step", "exp", "cosine", "none"))
         _check(self.step_size >= 1, "sched.step_size", ">= 1", self.step_size, "10")
         _check(0.0 < self.gamma <= 1.0, "sched.gamma", "in (0, 1]", self.gamma, "0.1")
+        _check(self.warmup_epochs >= 0, "sched.warmup_epochs", ">= 0", self.warmup_epochs, "0.6")
 
 
 @dataclass

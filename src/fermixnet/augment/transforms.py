@@ -23,6 +23,7 @@ def build_transform(
     size: int,
     *,
     crop_padding: float = 0.125,
+    crop_padding_mode: str = "constant",
     affine_translate: float = 0.2,
     affine_scale: tuple[float, float] = (0.8, 1.0),
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -32,6 +33,7 @@ def build_transform(
         preset: `flip_crop`, `flip_affine` or `none`.
         size: side of the (square) cached images in pixels; output has the same size.
         crop_padding: `flip_crop` padding on each side, as a share of `size`.
+        crop_padding_mode: `flip_crop` padding fill: `constant` (black) or `reflect`.
         affine_translate: `flip_affine` maximal shift as a share of the side.
         affine_scale: `flip_affine` scale range.
 
@@ -45,7 +47,8 @@ def build_transform(
         return None
     if preset == "flip_crop":
         pad = round(size * crop_padding)
-        return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad)])
+        crop = v2.RandomCrop(size, padding=pad, padding_mode=crop_padding_mode)
+        return v2.Compose([v2.RandomHorizontalFlip(), crop])
     if preset == "flip_affine":
         return v2.Compose(
             [

@@ -70,6 +70,7 @@ class EpochContext:
     show_progress: bool = False
     hook: Callable[[StepInfo], None] | None = None
     log: Callable[[int, dict[str, float]], None] | None = None  # (global_step, scalars)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
 
 
 def split_output(out: Any, sl: slice) -> Any:
@@ -170,6 +171,8 @@ def train_one_epoch(
         y = y.to(ctx.device, non_blocking=True)
         b = make_step_batch(x, y, ctx)
         res, main = optimize_step(model, b, ctx)
+        if ctx.scheduler is not None:
+            ctx.scheduler.step()
         stats[0] += res.total.detach().double()
         stats[3] += 1
         if main is not None:

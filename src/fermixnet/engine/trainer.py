@@ -101,6 +101,11 @@ def _train_loader(data, cfg: Config, dist: DistInfo, device: torch.device):
     return loader, sampler, gen
 
 
+def _steps_per_epoch(loader: DataLoader, cfg: Config) -> int:
+    cap = cfg.train.max_steps_per_epoch
+    return len(loader) if cap is None else min(len(loader), cap)
+
+
 class _Run:
     """State shared by the phases of one `fit` call (keeps each phase function short)."""
 
@@ -129,6 +134,7 @@ def _prepare_data(run: _Run):
     cfg = run.cfg
     a = cfg.aug
     transform = build_transform(a.preset, cfg.model.input_size, crop_padding=a.crop_padding,
+                                crop_padding_mode=a.crop_padding_mode,
                                 affine_translate=a.affine_translate, affine_scale=a.affine_scale)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None  # data default
     result = None
@@ -237,14 +243,16 @@ def _fit(run: _Run, resume: bool, hook) -> FitResult:
     data, tests = _prepare_data(run)
     model = _build_model(cfg, run.device, run.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
-    scheduler = build_scheduler(cfg.sched, optimizer, cfg.train.epochs)
+    loader = _train_loader(data, cfg, dist, run.device)
+    scheduler = build_scheduler(cfg.sched, optimizer, cfg.train.epochs,
+                                _steps_per_epoch(loader[0], cfg))
     st = RunState()
     if resume:
         st = run_state.restore(last, model, optimizer, scheduler, run.scaler, cfg)
     _write_mix_grid(run, data.preview)
     logger = RunLogger(run.out_dir, dist.is_main, purge_step=st.global_step if resume else None)
     try:
-        _train_epochs(run, model, optimizer, scheduler, data, st, logger, hook)
+        _train_epochs(run, model, optimizer, scheduler, data, loader, st, logger, hook)
         test = _final_tests(run, model, tests, st)
         if dist.is_main:
             write_json(run.out_dir / "metrics.json",
@@ -254,7 +262,8 @@ def _fit(run: _Run, resume: bool, hook) -> FitResult:
     return FitResult(run.out_dir, st.epoch, st.best_epoch, st.best_val, st.history, test)
 
 
-def _train_epochs(run, model, optimizer, scheduler, data, st: RunState, logger, hook) -> None:
+def _train_epochs(run, model, optimizer, scheduler, data, loader, st: RunState, logger,
+                  hook) -> None:
     from fermixnet.augment import build_mixer
     from fermixnet.losses import CoTrainingLoss
 
@@ -269,7 +278,7 @@ def _train_epochs(run, model, optimizer, scheduler, data, st: RunState, logger, 
     ctx = EpochContext(
         criterion=CoTrainingLoss(cfg.loss.alpha, cfg.loss.beta,
                                  mode="cotrain" if cfg.mix.cotrain else "alternate"),
-        optimizer=optimizer, device=device,
+        optimizer=optimizer, scheduler=scheduler, device=device,
         mean=torch.tensor(cfg.data.mean, device=device).view(1, 3, 1, 1),
         std=torch.tensor(cfg.data.std, device=device).view(1, 3, 1, 1),
         num_classes=cfg.model.num_classes, mixer=build_mixer(cfg.mix.method, **mix_kwargs),
@@ -279,7 +288,7 @@ def _train_epochs(run, model, optimizer, scheduler, data, st: RunState, logger, 
         max_steps=cfg.train.max_steps_per_epoch, world_size=dist.world_size,
         show_progress=dist.is_main and _isatty(), hook=hook, log=logger.scalars,
     )
-    loader, sampler, loader_gen = _train_loader(data, cfg, dist, device)
+    loader, sampler, loader_gen = loader
     for epoch in range(st.epoch, cfg.train.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.train.seed, epoch, 0))  # workers=0 transforms
@@ -291,7 +300,6 @@ def _train_epochs(run, model, optimizer, scheduler, data, st: RunState, logger, 
             sampler.generator.manual_seed(_epoch_seed(cfg.train.seed, epoch, 3))
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(wrapped, loader, ctx, epoch, st.global_step)
-        scheduler.step()
         row = {"epoch": epoch + 1, "global_step": st.global_step + stats.pop("steps"), "lr": lr,
                **stats, **_validate(run, model, data.val)}
         row["time_s"] = time.perf_counter() - t0
