@@ -2,7 +2,7 @@
 
 Runtimes: eager PyTorch (``inference_mode``, channels_last), ``torch.compile`` (Inductor, weights
 frozen), ONNX Runtime fp32, and ONNX Runtime int8 (static quantisation calibrated on a few hundred
-synthetic faces, `onnx_tools.quantize_int8`). Each is timed at batch 1 (latency) and batch 64
+synthetic faces, `fermixnet.inference.quantize`). Each is timed at batch 1 (latency) and batch 64
 (throughput), at 112 and 224 px, on normalised float32 NCHW numpy input (what the predictor
 hands over; eager and compile pay for their layout conversion). The model is FERMixNet ResNet-18
 briefly trained on synthetic faces (or ``--checkpoint``), so that agreement of int8 with fp32

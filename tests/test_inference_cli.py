@@ -185,3 +185,75 @@ def test_predict_video_stride_smoothing_and_tracks(checkpoint, tmp_path, capsys)
     ids = {face["track_id"] for f in frames for face in f["faces"]}
     assert sum(len(f["faces"]) for f in frames) >= 3 and len(ids) == 1
     assert (out / "annotated" / "clip.mp4").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def calib_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A `folder:` data set of 14 drawn faces (2 per class) in a train split."""
+    from fermixnet.labels import class_names
+
+    root = tmp_path_factory.mktemp("calib")
+    for c, name in enumerate(class_names(7)):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(drawn_face(56, 10 * c + i)).save(root / "train" / name / f"{i}.png")
+    return root
+
+
+@needs_ort
+@pytest.mark.slow
+def test_export_int8_writes_a_checked_model_that_predict_runs(
+    checkpoint, calib_folder, tmp_path, capsys
+):
+    out = tmp_path / "model.onnx"
+    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--int8",
+            "--calib-data", f"folder:{calib_folder}", "--calib-images", "8", "--check-images", "6"]
+    assert main([*argv, "--min-agreement", "0"]) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    int8 = tmp_path / "model.int8.onnx"
+    assert int8.is_file() and f"exported int8 -> {int8}" in text
+    meta = json.loads((tmp_path / "model.int8.onnx.meta.json").read_text())["int8"]
+    assert (meta["calib_images"], meta["check_images"]) == (8, 6)
+    assert f"{meta['agreement_with_fp32']:.1%} of 6 held-out faces" in text
+
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantised
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    Image.fromarray(drawn_face(40, 1)).save(crops / "a.png")
+    assert main(["predict", str(crops), "--checkpoint", str(int8), "--backend", "onnxruntime",
+                 "--detector", "aligned"]) == 0
+    probs = json.loads(capsys.readouterr().out)["results"][0]["faces"][0]["probs"]
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@needs_ort
+@pytest.mark.slow
+def test_export_int8_refuses_a_model_that_disagrees(
+    checkpoint, calib_folder, tmp_path, capsys, monkeypatch
+):
+    from fermixnet.inference import quantize
+
+    real = quantize.predict_onnx
+
+    def int8_flips_every_prediction(path, images, batch=64):
+        pred = real(path, images, batch)
+        return (pred + 1) % 7 if ".int8" in str(path) else pred
+
+    monkeypatch.setattr(quantize, "predict_onnx", int8_flips_every_prediction)
+    out = tmp_path / "model.onnx"
+    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--int8",
+            "--calib-data", f"folder:{calib_folder}", "--calib-images", "8", "--check-images", "6"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "below --min-agreement 99.0%" in err
+    assert out.is_file() and not (tmp_path / "model.int8.onnx").exists()
+    assert not list(tmp_path.glob(".int8-*"))  # no staging left behind
+
+    assert main([*argv[:-4], "--calib-images", "10", "--check-images", "10"]) == 2
+    assert "needs 10 calibration + 10 check images" in capsys.readouterr().err
+    assert main(argv[:6]) == 2  # --int8 without --calib-data
+    assert "--calib-data" in capsys.readouterr().err

@@ -49,6 +49,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1e-4,
         help="fail when the max abs difference to eager PyTorch exceeds this",
     )
+    q = e.add_argument_group("int8 (ONNX Runtime static quantisation, docs/inference.md)")
+    q.add_argument("--int8", action="store_true",
+                   help="also write <out stem>.int8.onnx, calibrated on --calib-data")
+    q.add_argument("--calib-data", nargs="+", metavar="SPEC",
+                   help="faces to calibrate on and check with, as name:root[,key=value] specs")
+    q.add_argument("--calib-split", default="train", help="split of --calib-data (default train)")
+    q.add_argument("--calib-images", type=int, default=512, help="calibration images")
+    q.add_argument("--check-images", type=int, default=512,
+                   help="other images on which int8 must agree with fp32")
+    q.add_argument("--min-agreement", type=float, default=0.99,
+                   help="write the int8 file only if this share of predictions agrees with fp32")
     e.set_defaults(func=run_export)
 
     x = subparsers.add_parser("explain", help="Grad-CAM maps of the high- and mid-level branches")
@@ -161,6 +172,9 @@ def run_export(args: argparse.Namespace) -> int:
     from fermixnet.inference.export import export_model
     from fermixnet.models.weights import load_checkpoint
 
+    if args.int8 and (args.format != "onnx" or not args.calib_data):
+        print("fermixnet export: --int8 needs --format onnx and --calib-data", file=sys.stderr)
+        return 2
     model, meta = load_checkpoint(args.checkpoint, device="cpu")
     report = export_model(model, meta, args.out, fmt=args.format)
     print(
@@ -170,6 +184,24 @@ def run_export(args: argparse.Namespace) -> int:
     if not report.max_abs_diff <= args.tolerance:
         print(f"fermixnet export: parity above --tolerance {args.tolerance}", file=sys.stderr)
         return 1
+    return _export_int8(args, report.path, meta) if args.int8 else 0
+
+
+def _export_int8(args: argparse.Namespace, fp32: Path, meta: dict) -> int:
+    from fermixnet.data.joint import open_datasets
+    from fermixnet.inference.quantize import export_int8
+
+    data = open_datasets(args.calib_data, args.calib_split, int(meta["num_classes"]))
+    out = fp32.with_suffix(".int8.onnx")
+    q = export_int8(fp32, out, data, meta, calib_images=args.calib_images,
+                    check_images=args.check_images, min_agreement=args.min_agreement)
+    print(f"int8: {q.agreement:.1%} of {q.check_images} held-out faces predicted as by fp32 "
+          f"(calibrated on {q.calib_images})")
+    if not q.written:
+        print(f"fermixnet export: int8 agreement below --min-agreement {args.min_agreement:.1%}; "
+              f"{out} not written (use the fp32 file)", file=sys.stderr)
+        return 1
+    print(f"exported int8 -> {out}")
     return 0
 
 
