@@ -58,6 +58,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert set(summary["rows"][0]["occluded"]) == {"upper", "lower", "left", "right", "corner",
                                                    "object"}
     assert (out / "report" / "report.md").stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(out / "report" / "plots" / "demo_accuracy.png") as fig:  # the README's plot
+        assert fig.width > 400 and fig.height > 200
+    assert "plots/demo_accuracy.png" in (out / "report" / "summary.md").read_text()
     from fermixnet.models.weights import load_checkpoint
 
     model, meta = load_checkpoint(out / "runs" / "seed0" / "fermixnet" / "checkpoints" / "best")

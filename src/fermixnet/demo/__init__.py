@@ -23,10 +23,12 @@ from fermixnet.demo.summary import (
     DemoRow,
     format_summary,
     format_table,
+    plot_demo,
     row_from_eval,
     spread_rows,
     target_checks,
 )
+from fermixnet.fileio import atomic_write
 
 RECIPES = Path(__file__).parent / "recipes"
 MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
@@ -138,8 +140,6 @@ def synthetic_template(manifest: Path) -> list[list[float]]:
 
 
 def _store_template(run_dir: Path, template: list[list[float]]) -> None:
-    from fermixnet.fileio import atomic_write
-
     for meta_file in (run_dir / "checkpoints").glob("*/meta.json"):
         meta = json.loads(meta_file.read_text())
         meta["align_template"] = template
@@ -177,19 +177,14 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     checkpoint = s.out / "runs" / f"seed{s.seeds[0]}" / "fermixnet" / "checkpoints" / "best"
+    plot_demo(spread_rows(rows), report_dir / "plots" / "demo_accuracy.png")
     summary = format_summary(rows, timings, checkpoint, quick=s.quick)
-    _write(report_dir / "summary.md", summary)
-    _write(report_dir / "summary.json", json.dumps(
+    atomic_write(report_dir / "summary.md", summary)
+    atomic_write(report_dir / "summary.json", json.dumps(
         {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
          "rows": [asdict(r) for r in rows], "timings": timings,
          "checks": [asdict(c) for c in target_checks(spread_rows(rows))]}, indent=1))
     return DemoResult(rows=rows, timings=timings, report=report, checkpoint=checkpoint)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 __all__ = ["DemoResult", "DemoSettings", "format_table", "make_data", "recipe", "run_demo"]

@@ -82,6 +82,23 @@ def format_table(rows: Sequence[DemoRow]) -> str:
     return "\n".join(lines)
 
 
+def plot_demo(rows: Sequence[DemoRow], path: Path) -> Path:
+    """The demo's figure: accuracy of each model clean, under each occluder and on average over
+    the occluders, with the std over seeds as error bars (rows from `spread_rows`)."""
+    from fermixnet.report.plots import plot_subset_accuracy
+
+    def groups(row: DemoRow, values: Mapping[str, float], mean: float) -> dict[str, float]:
+        return {"clean": values["clean"] / 100, **{k: values[k] / 100 for k in row.occluded},
+                "occluded mean": mean / 100}
+
+    values = {r.model: groups(r, {"clean": r.clean, **r.occluded}, r.occluded_mean) for r in rows}
+    errors = {r.model: groups(r, {"clean": 0.0, **dict.fromkeys(r.occluded, 0.0), **r.spread},
+                              r.spread.get("occluded_mean", 0.0)) for r in rows}
+    seeds = "one seed" if rows[0].seed != "mean" else "mean ± std over seeds"
+    return plot_subset_accuracy(values, path, errors=errors,
+                                title=f"synthetic test faces, clean and occluded ({seeds})")
+
+
 @dataclass
 class Check:
     """One of issue 5's targets, measured."""
@@ -137,6 +154,8 @@ def format_summary(rows: Sequence[DemoRow], timings: Mapping[str, float], checkp
           for c in target_checks(table_rows)),
         "",
         "Time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+        "",
+        "![accuracy, clean and per occluder](plots/demo_accuracy.png)",
         "",
         f"Try the FERMixNet checkpoint: `fermixnet predict IMAGE --checkpoint {checkpoint}`",
     ]

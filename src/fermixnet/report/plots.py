@@ -62,8 +62,10 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
 
 
 def plot_subset_accuracy(values: Mapping[str, Mapping[str, float | None]], path: Path,
-                         title: str = "") -> Path:
-    """Grouped bars: accuracy of each run (`values[run][subset]`) on each subset."""
+                         title: str = "",
+                         errors: Mapping[str, Mapping[str, float]] | None = None) -> Path:
+    """Grouped bars: accuracy of each run (`values[run][subset]`) on each subset, with error
+    bars from `errors[run][subset]` (e.g. the std over seeds) where given."""
     runs = list(values)
     subsets: list[str] = []
     for run in runs:
@@ -72,7 +74,9 @@ def plot_subset_accuracy(values: Mapping[str, Mapping[str, float | None]], path:
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(subsets) * max(1, len(runs)) ** 0.5), 3.6))
     for k, run in enumerate(runs):
         ys = [values[run].get(s) or 0.0 for s in subsets]
-        ax.bar([i + k * width for i in range(len(subsets))], ys, width, label=run)
+        err = [(errors or {}).get(run, {}).get(s, 0.0) for s in subsets]
+        ax.bar([i + k * width for i in range(len(subsets))], ys, width, label=run,
+               yerr=err if any(err) else None, capsize=2)
     ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(subsets))], subsets,
                   rotation=30, ha="right", fontsize=8)
     ax.set(ylabel="accuracy", ylim=(0, 1), title=title)
