@@ -24,7 +24,7 @@ def save_png(image: np.ndarray, path: Path) -> None:
     """Write an (H, W, 3) uint8 image as PNG, atomically; identical input gives identical bytes."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=4)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), fsync=False)  # regenerable: skip the flush per image
 
 
 def format_value(value: object) -> str:
