@@ -4,7 +4,8 @@ Two data paths feed the same FERMix co-training step (`steps.build_trainer`, Res
 SGD, Eq. 9), over a RAF-DB-sized set (12,271 training images, Sec. 4.1.1) of uint8 images:
 
 - ``device``: the whole set as one uint8 tensor on the GPU (1.8 GB at 224 px), batches gathered
-  and flipped/cropped there (`device_loader.TensorBatchLoader`): no host work per image.
+  and flipped/cropped there (`fermixnet.data.device_loader.TensorBatchLoader`, the engine's
+  ``data.on_device`` path): no host work per image.
 - ``workers``: the set in host memory behind a DataLoader with per-sample uint8 transforms (the
   engine's ``flip_crop`` preset) in ``--workers`` processes, pinned memory, as the default
   trainer does.
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common import base_parser, finish, setup, sync, train_transform
-from device_loader import TensorBatchLoader
+from fermixnet.data.device_loader import TensorBatchLoader
 from steps import build_trainer
 
 RAFDB_TRAIN, RAFDB_TEST, EPOCHS = 12271, 3068, 50

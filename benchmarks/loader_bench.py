@@ -8,7 +8,8 @@ yielding training batches at ``--size`` with random flip + random crop (the RAF-
 - ``cache``: fermixnet's path: `build_cache` (uint8 memmap at model size, built once) +
   `ImageTensorDataset` + the engine's per-sample ``flip_crop`` preset on uint8 tensors in workers.
 - ``cache_batched``: the cache gathered a batch at a time and augmented as a batch
-  (`device_loader.TensorBatchLoader`, no per-sample Python), as the GPU path does on the device.
+  (`fermixnet.data.device_loader.TensorBatchLoader`, no per-sample Python), as the engine's
+  ``data.on_device`` path does on the device.
 
 Each is compared with the model's training throughput (main images per second of the co-training
 step at the same size, batch 64); pass ``--train-ips`` to reuse a number measured elsewhere.
@@ -27,7 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from common import MEAN, STD, base_parser, finish, median, setup, time_fn, train_transform
-from device_loader import TensorBatchLoader
+from fermixnet.data.device_loader import TensorBatchLoader
 
 CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
 

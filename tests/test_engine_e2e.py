@@ -117,6 +117,25 @@ def test_sigkill_then_resume_reaches_the_same_weights(straight):
 
 
 @pytest.mark.slow
+def test_on_device_data_path_trains_and_resumes_bit_identically(straight):
+    tmp, _, cfg, _ = straight
+    on_device = ["data.on_device=true", "aug.crop_padding_mode=reflect"]
+    ref = fit(load_config(cfg, on_device), tmp / "dev_ref")
+    assert len(ref.history) == 3 and all(h["train_loss"] > 0 for h in ref.history)
+
+    def kill(info):
+        if info.global_step == 3:  # inside epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(load_config(cfg, on_device), tmp / "dev_killed", hook=kill)
+    fit(load_config(cfg, on_device), tmp / "dev_killed", resume=True)
+    _assert_same_final_state(tmp / "dev_ref", tmp / "dev_killed")
+    with pytest.raises(ValueError, match=r"data\.on_device"):
+        fit(load_config(cfg, [*on_device, "aug.preset=flip_affine"]), tmp / "dev_affine")
+
+
+@pytest.mark.slow
 def test_hook_kill_mid_epoch_then_resume(straight):
     tmp, _, cfg, ref = straight
     run = tmp / "hooked"

@@ -75,6 +75,9 @@ class DataConfig:
     """Folder of the uint8 image caches; default `$FERMIXNET_CACHE` or `~/.cache/fermixnet`."""
     workers: int = 2
     """DataLoader worker processes per training process."""
+    on_device: bool = False
+    """Keep the training images as one uint8 tensor on the training device and flip/crop whole
+    batches there instead of DataLoader workers (for GPUs; aug.preset flip_crop or none)."""
     balance: str = "none"
     """Class imbalance (AffectNet, Sec. 4.2): none, downsample (the paper's), or sampler
     (class-balanced draws with replacement; one process only)."""

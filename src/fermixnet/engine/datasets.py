@@ -126,6 +126,16 @@ def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | 
     )
 
 
+def stacked_tensors(subset: Subset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, H, W) uint8 and labels (N,) int64 of a `Subset` over a `ConcatDataset` of
+    cached sets (such as `TrainData.preview`), in the subset's order (one gather per cache)."""
+    parts = subset.dataset.datasets
+    index = torch.as_tensor(subset.indices, dtype=torch.long)
+    images = torch.cat([part.cached.tensor() for part in parts])[index]
+    labels = torch.cat([torch.as_tensor(part.labels, dtype=torch.long) for part in parts])[index]
+    return images, labels
+
+
 def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],
                     cache_dir: Path | None,
                     key: str = "data.test") -> list[TestSet]:

@@ -82,6 +82,8 @@ def _train_loader(data, cfg: Config, dist: DistInfo, device: torch.device):
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                          f"{dist.world_size} processes")
     train_ds, per_proc = data.train, cfg.train.batch_size // dist.world_size
+    if cfg.data.on_device:
+        return _device_loader(data, cfg, dist, device, per_proc)
     sampler = None
     if cfg.data.balance == "sampler":
         if dist.enabled:
@@ -99,6 +101,25 @@ def _train_loader(data, cfg: Config, dist: DistInfo, device: torch.device):
                         num_workers=cfg.data.workers, drop_last=drop_last, generator=gen,
                         pin_memory=device.type == "cuda")
     return loader, sampler, gen
+
+
+def _device_loader(data, cfg: Config, dist: DistInfo, device: torch.device, per_proc: int):
+    """`data.on_device`: the training set as one uint8 tensor on `device`, batch-augmented."""
+    from fermixnet.data.device_loader import TensorBatchLoader
+    from fermixnet.engine.datasets import stacked_tensors
+
+    a = cfg.aug
+    if a.preset not in ("flip_crop", "none") or cfg.data.balance == "sampler":
+        raise ValueError(f"data.on_device=true supports aug.preset flip_crop or none (got "
+                         f"{a.preset}) and data.balance none or downsample (got "
+                         f"{cfg.data.balance}); use --set data.on_device=false")
+    images, labels = stacked_tensors(data.preview)
+    loader = TensorBatchLoader(
+        images.to(device), labels.to(device), per_proc,
+        padding=round(cfg.model.input_size * a.crop_padding) if a.preset == "flip_crop" else 0,
+        augment=a.preset == "flip_crop", seed=cfg.train.seed, padding_mode=a.crop_padding_mode,
+        rank=dist.rank, world_size=dist.world_size)
+    return loader, None, loader.generator
 
 
 def _steps_per_epoch(loader: DataLoader, cfg: Config) -> int:

@@ -1,11 +1,11 @@
-"""A batched uint8 data path with no per-sample Python: the whole set as one uint8 tensor.
+"""A batched uint8 training data path with no per-sample Python (`data.on_device: true`).
 
-The training images are small (RAF-DB: 12,271 faces; at 224 px that is 1.8 GB as uint8, at 112 px
-0.46 GB), so they fit on a GPU as they are, or in RAM on a CPU. Each batch is gathered by index and
-augmented as a batch (random horizontal flip and random crop with zero padding, the RAF-DB recipe
-of Sec. 4.2) on the device that holds the data; float conversion and normalisation are left to the
-training step as everywhere else. This is what keeps a GPU busy where per-sample DataLoader
-workers cannot.
+The FER training sets are small (RAF-DB: 12,271 faces; 1.8 GB as uint8 at 224 px, 0.46 GB at
+112 px), so they fit on a GPU as they are. Each batch is gathered by index and augmented as a
+batch (random horizontal flip and random crop of the padded image, the RAF-DB/FERPlus recipe of
+Sec. 4.2) on the device that holds the data; float conversion and normalisation happen in the
+training step as on the DataLoader path. This keeps a GPU busy where per-sample DataLoader workers
+cannot; on a CPU it also beats them (`benchmarks/loader_bench.py`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from torch import Tensor
 
 
 def random_flip_crop(
-    u8: Tensor, padding: int, generator: torch.Generator | None = None
+    u8: Tensor, padding: int, generator: torch.Generator | None = None, mode: str = "constant"
 ) -> Tensor:
-    """Per-image random horizontal flip and random ``H x W`` crop of the zero-padded batch.
+    """Per-image random horizontal flip and random ``H x W`` crop of the padded batch.
 
     Args:
         u8: (B, C, H, W) uint8 (any dtype works) on any device.
-        padding: pixels of zero padding on each side before cropping back to (H, W).
+        padding: pixels of padding on each side before cropping back to (H, W).
         generator: CPU generator for the random draws (moved to the device as index tensors).
+        mode: padding fill, ``constant`` (zeros) or ``reflect``.
 
     Returns:
         A new (B, C, H, W) tensor on ``u8``'s device.
@@ -33,7 +34,7 @@ def random_flip_crop(
     flip = torch.rand(batch, generator=generator) < 0.5
     off_y = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(u8.device)
     off_x = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(u8.device)
-    padded = torch.nn.functional.pad(u8, (padding, padding, padding, padding))
+    padded = torch.nn.functional.pad(u8, (padding,) * 4, mode=mode) if padding else u8
     # Every H x W window of the padded images as a view (B, C, nY, nX, H, W); one gather picks
     # image b's window at (off_y[b], off_x[b]): whole rows are copied, no per-pixel indices.
     windows = padded.unfold(2, height, 1).unfold(3, width, 1)
@@ -45,18 +46,25 @@ class TensorBatchLoader:
     """Shuffled batches of a uint8 image tensor, augmented as whole batches on its device.
 
     Args:
-        images: (N, C, H, W) or (N, H, W, C) uint8; kept as given (move it to the GPU first to
+        images: (N, C, H, W) or (N, H, W, C) uint8; kept where it is (move it to the GPU first to
             train there), HWC is permuted to CHW once.
         labels: (N,) int64, same device.
-        batch_size: images per batch; the last incomplete batch is dropped (as in training).
+        batch_size: images per batch (per process); the last incomplete batch is dropped.
         padding: random-crop padding in pixels (0: no crop); flips always on when ``augment``.
         augment: apply `random_flip_crop`.
-        seed: seeds the order and the augmentation.
+        seed: seeds the order and the augmentation (reseed ``generator`` per epoch to resume).
+        padding_mode: ``constant`` or ``reflect``.
+        rank, world_size: under DistributedDataParallel each process takes every
+            ``world_size``-th image of the same seeded order, as `DistributedSampler` does.
+
+    Raises:
+        ValueError: shapes that do not match, or fewer images than one batch per process.
     """
 
     def __init__(
         self, images: Tensor, labels: Tensor, batch_size: int, padding: int = 0,
-        augment: bool = True, seed: int = 0,
+        augment: bool = True, seed: int = 0, padding_mode: str = "constant",
+        rank: int = 0, world_size: int = 1,
     ) -> None:
         if images.ndim != 4 or labels.shape != (images.shape[0],):
             raise ValueError(
@@ -65,19 +73,23 @@ class TensorBatchLoader:
             )
         if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
             images = images.permute(0, 3, 1, 2).contiguous()  # HWC -> CHW once, not per batch
+        if images.shape[0] // world_size < batch_size:
+            raise ValueError(f"{images.shape[0]} training images are fewer than one batch of "
+                             f"{batch_size} per process ({world_size} processes)")
         self.images, self.labels = images, labels
         self.batch_size, self.padding, self.augment = batch_size, padding, augment
+        self.padding_mode, self.rank, self.world_size = padding_mode, rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return self.images.shape[0] // self.batch_size
+        return self.images.shape[0] // self.world_size // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = torch.randperm(self.images.shape[0], generator=self.generator)
-        order = order.to(self.images.device)
+        order = order[self.rank :: self.world_size].to(self.images.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             u8 = self.images[idx]
             if self.augment:
-                u8 = random_flip_crop(u8, self.padding, self.generator)
+                u8 = random_flip_crop(u8, self.padding, self.generator, self.padding_mode)
             yield u8, self.labels[idx]
