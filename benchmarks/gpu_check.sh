@@ -7,7 +7,9 @@
 # 3. times FERMix co-training at 224 px, bf16 autocast, channels_last, batch 64 + 64 mixed, on a
 #    RAF-DB-sized uint8 set kept on the GPU (and through DataLoader workers), and prints images/s
 #    and the projected time of the paper's RAF-DB recipe (50 epochs);
-# 4. writes everything to benchmarks/gpu_results/ (and to $OUT when set, for remote runners).
+# 4. runs `fermixnet train` itself (the RAF-DB recipe on generated faces, data.on_device, AMP
+#    auto = bf16, channels_last auto) for two short epochs: the engine's own GPU path;
+# 5. writes everything to benchmarks/gpu_results/ (and to $OUT when set, for remote runners).
 # Paste the printed summary into benchmarks/RESULTS.md.
 #
 # Options via the environment: PYTHON=/path/to/python, GPU_STEPS=60 (timed steps per path),
@@ -97,6 +99,24 @@ for path in ("device", "workers", "compiled_device"):
 print(f"evaluation of 3,068 test images: {r['eval_s']:.2f} s; CUDA peak {r.get('cuda_peak_gib', float('nan')):.1f} GiB")
 best = min(v for k, v in r.items() if k.endswith("_projected_50_epochs_min"))
 print(f"target: RAF-DB 50-epoch recipe under 10 min -> {'PASS' if best < 10 else 'MISS'} ({best:.1f} min)")
+EOF
+echo "== engine smoke: fermixnet train, RAF-DB recipe on synthetic faces, data.on_device, amp auto (bf16)"
+ENGINE="$RESULTS/engine"
+rm -rf "$ENGINE"
+if [ "$DEVICE" = cpu ]; then synth=(--size 32 --train 128 --val 32 --test 32); size=32; epochs=1
+else synth=(--size 224 --train 2048 --val 256 --test 512); size=224; epochs=2; fi
+"$PY" -m fermixnet.cli data synth --out "$ENGINE/synth" "${synth[@]}" --workers "$(nproc)" >/dev/null \
+  && "$PY" -m fermixnet.cli train --config configs/rafdb_resnet18.yaml --out "$ENGINE/run" --set \
+       "data.train=[manifest:$ENGINE/synth]" "data.test=[manifest:$ENGINE/synth]" \
+       "data.cache_dir=$ENGINE/cache" data.on_device=true model.input_size=$size \
+       train.epochs=$epochs train.device=$DEVICE 2>&1 | grep -E "^epoch|rror" \
+  || status=1
+"$PY" - "$ENGINE/run/metrics.json" <<'EOF' || status=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = d["history"][-1]
+print(f"engine: status {d['status']}, last epoch {h['images_per_s']:.0f} main images/s, "
+      f"{h['time_s']:.1f} s (train + validation)")
 EOF
 echo "== done (status $status); log: $LOG"
 exit $status
