@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from fermixnet.fileio import atomic_save, atomic_write
@@ -13,6 +16,9 @@ def test_atomic_write_replaces_whole_files(tmp_path, fsync):
     atomic_write(target, "first", fsync=fsync)
     atomic_write(target, b"second", fsync=fsync)
     assert target.read_text() == "second"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask  # not mkstemp's owner-only 0600
     assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
 
 
@@ -29,3 +35,13 @@ def test_a_failing_writer_keeps_the_old_file_and_no_temp(tmp_path):
         atomic_save(target, half_then_crash)
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
+
+
+def test_temp_dir_has_normal_permissions(tmp_path):
+    from fermixnet.fileio import temp_dir
+
+    mask = os.umask(0)
+    os.umask(mask)
+    staged = temp_dir(tmp_path, prefix=".stage-")
+    assert staged.parent == tmp_path and staged.name.startswith(".stage-")
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o777 & ~mask

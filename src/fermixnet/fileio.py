@@ -10,6 +10,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create entries for their owner only; what we write gets the usual modes.
+_FILE_MODE = 0o666 & ~_umask()
+_DIR_MODE = 0o777 & ~_umask()
+
+
+def temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new folder in `parent` (for staging a folder that is then renamed into place), with the
+    permissions of a normal `mkdir` rather than mkdtemp's owner-only ones."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, _DIR_MODE)
+    return path
+
+
 def atomic_save(
     path: str | os.PathLike[str], write: Callable[[str], None], fsync: bool = True
 ) -> None:
@@ -24,6 +43,7 @@ def atomic_save(
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())

@@ -16,13 +16,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fermixnet.fileio import atomic_write
+from fermixnet.fileio import atomic_write, temp_dir
 
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
@@ -90,7 +89,7 @@ def save_train_checkpoint(
 
     root.mkdir(parents=True, exist_ok=True)
     recover(root, name)  # never destroy the only complete copy
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    tmp = temp_dir(root, prefix=f".tmp-{name}-")
     try:
         save_checkpoint(model, tmp, meta)
         atomic_torch_save(state, tmp / STATE_FILE)
