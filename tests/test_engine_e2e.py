@@ -135,6 +135,23 @@ def test_on_device_data_path_trains_and_resumes_bit_identically(straight):
         fit(load_config(cfg, [*on_device, "aug.preset=flip_affine"]), tmp / "dev_affine")
 
 
+def test_resume_refuses_a_per_epoch_scheduler_state_from_older_versions(straight, capsys):
+    import shutil
+
+    from fermixnet.engine.checkpoint import STATE_FILE, atomic_torch_save
+
+    tmp, _, _, ref = straight
+    old = tmp / "old_version"
+    shutil.copytree(ref, old)
+    last = old / "checkpoints" / "last"
+    state = load_train_state(last)
+    state["scheduler"] = {"step_size": 1, "gamma": 0.5, "base_lrs": [0.02], "last_epoch": 3}
+    atomic_torch_save(state, last / STATE_FILE)
+    assert main(["train", "--resume", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "older fermixnet" in err and f"{last}/model.safetensors" in err
+
+
 @pytest.mark.slow
 def test_hook_kill_mid_epoch_then_resume(straight):
     tmp, _, cfg, ref = straight

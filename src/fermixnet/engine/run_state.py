@@ -56,6 +56,10 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
                          f"{meta.get('mid_branch')}) does not match the config's "
                          f"({cfg.model.name}, mid_branch={cfg.model.mid_branch}): {err}") from None
     state = ckpt.load_train_state(folder)
+    if "lr_lambdas" not in state["scheduler"]:  # written before schedules became per-step
+        raise ValueError(f"{folder}: this checkpoint's learning-rate schedule was saved by an "
+                         "older fermixnet (per-epoch schedulers) and cannot be resumed; start a "
+                         f"new run, e.g. with --set model.pretrained={folder}/model.safetensors")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
