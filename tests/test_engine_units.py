@@ -241,3 +241,21 @@ def test_scheduler_resumes_mid_run_from_its_state_dict():
     opt2.load_state_dict(opt.state_dict())
     sched2.load_state_dict(sched.state_dict())
     assert opt2.param_groups[0]["lr"] == pytest.approx(full[17])
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+@pytest.mark.parametrize(("size", "pad"), [(64, 4), (32, 0), (20, 5)])
+def test_flip_crop_equals_torchvision_v2_draw_for_draw(mode, size, pad):
+    from torchvision.transforms import v2
+
+    from fermixnet.augment.transforms import FlipCrop
+
+    reference = v2.Compose([v2.RandomHorizontalFlip(),
+                            v2.RandomCrop(size, padding=pad or None, padding_mode=mode)])
+    x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(size))
+    for seed in range(40):
+        torch.manual_seed(seed)
+        want = reference(x)
+        torch.manual_seed(seed)
+        assert torch.equal(FlipCrop(size, pad, mode)(x), want), seed
