@@ -85,7 +85,8 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=112, help="image side, px")
     parser.add_argument("--batch", type=int, default=64, help="main images per step (B)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9,
+                        help="timed steps of each kind (medians; 5 were noisy: 1.00-1.07)")
     parser.add_argument("--no-variants", action="store_true", help="skip layout/batch variants")
     args = parser.parse_args()
     device = setup(args)
