@@ -17,8 +17,8 @@ def _umask() -> int:
 
 
 # mkstemp/mkdtemp create entries for their owner only; what we write gets the usual modes.
-_FILE_MODE = 0o666 & ~_umask()
-_DIR_MODE = 0o777 & ~_umask()
+_UMASK = _umask()
+_FILE_MODE, _DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 
 
 def temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:

@@ -98,6 +98,13 @@ def parity(model: nn.Module, path: str | os.PathLike[str], fmt: str, x: np.ndarr
     return max(float(np.abs(a - b).max()) for a, b in zip(ref, got, strict=True))
 
 
+def write_sidecar(path: str | os.PathLike[str], meta: dict[str, object], **extra: object) -> None:
+    """Write ``<path>.meta.json``: the checkpoint metadata plus the output names and ``extra``
+    (``export_format``, ...), which ``fermixnet predict`` reads beside an exported file."""
+    sidecar = {**meta, "outputs": list(OUTPUT_NAMES), **extra}
+    atomic_write(f"{path}.meta.json", json.dumps(sidecar, indent=2) + "\n")
+
+
 def export_model(
     model: nn.Module,
     meta: dict[str, object],
@@ -135,8 +142,7 @@ def export_model(
         _export_onnx(wrapped, example, path, list(OUTPUT_NAMES))
     else:
         _export_torchscript(wrapped, example, path)
-    sidecar = {**meta, "export_format": fmt, "outputs": list(OUTPUT_NAMES)}
-    atomic_write(f"{path}.meta.json", (json.dumps(sidecar, indent=2) + "\n").encode())
+    write_sidecar(path, meta, export_format=fmt)
     diffs = [
         parity(model, path, fmt, torch.randn(b, 3, h, w, generator=g).numpy())
         for b in check_batches

@@ -22,6 +22,15 @@ from fermixnet.inference.results import FaceResult, ImageResult
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB crops -> (N, 3, H, W) float32 model input: scaled to [0, 1] and
+    normalised with the checkpoint's mean/std, as the training step does on the device."""
+    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
+    x = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return np.ascontiguousarray((x - m) / s, dtype=np.float32)
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
 
 # A batch of normalised float32 crops (B, 3, H, W) -> fused logits (B, K) as numpy.
@@ -171,8 +180,7 @@ class Predictor:
             )
         out = []
         for i in range(0, len(crops), self.batch_size):
-            x = crops[i : i + self.batch_size].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-            x = np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)  # (B, 3, H, W)
+            x = normalise_crops(crops[i : i + self.batch_size], self.mean, self.std)
             logits = self.logits_fn(x).astype(np.float64)
             e = np.exp(logits - logits.max(1, keepdims=True))
             out.append((e / e.sum(1, keepdims=True)).astype(np.float32))

@@ -11,17 +11,15 @@ loses it when they are not, so it is checked every time rather than assumed.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fermixnet.fileio import atomic_write
-from fermixnet.inference.export import OUTPUT_NAMES
+from fermixnet.inference.export import write_sidecar
 
 
 @dataclass(frozen=True)
@@ -131,20 +129,6 @@ def predict_onnx(path: str | os.PathLike[str], images: np.ndarray, batch: int = 
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
-def normalised_faces(
-    dataset, indices: Sequence[int], size: tuple[int, int], mean, std
-) -> np.ndarray:
-    """(N, 3, H, W) float32 model inputs from data set images: resized as the training cache
-    resizes them (bilinear), scaled to [0, 1] and normalised with the checkpoint's mean/std."""
-    from fermixnet.data.imageio import resize_rgb
-
-    faces = np.stack([resize_rgb(dataset.load(int(i)), size) for i in indices])
-    x = faces.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
-    return np.ascontiguousarray((x - m) / s)
-
-
 def export_int8(
     fp32_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -173,7 +157,8 @@ def export_int8(
     Raises:
         ValueError: the data set has fewer than ``calib_images + check_images`` images.
     """
-    from fermixnet.inference.predictor import predictor_options
+    from fermixnet.data.imageio import resize_rgb
+    from fermixnet.inference.predictor import normalise_crops, predictor_options
 
     need = calib_images + check_images
     if calib_images < 1 or check_images < 1 or len(dataset) < need:
@@ -183,7 +168,9 @@ def export_int8(
         )
     opts = predictor_options(meta)
     order = np.random.default_rng(seed).permutation(len(dataset))[:need]
-    x = normalised_faces(dataset, order, opts["input_size"], opts["mean"], opts["std"])
+    # Resized as the training cache resizes (bilinear), normalised as `Predictor.classify` does.
+    faces = np.stack([resize_rgb(dataset.load(int(i)), opts["input_size"]) for i in order])
+    x = normalise_crops(faces, opts["mean"], opts["std"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".int8-") as tmp:
@@ -192,9 +179,8 @@ def export_int8(
         agreement = float((predict_onnx(staged, check) == predict_onnx(fp32_path, check)).mean())
         written = agreement >= min_agreement
         if written:
-            sidecar = {**meta, "export_format": "onnx", "outputs": list(OUTPUT_NAMES),
-                       "int8": {"agreement_with_fp32": agreement, "calib_images": calib_images,
-                                "check_images": check_images, "seed": seed}}
-            atomic_write(f"{out}.meta.json", (json.dumps(sidecar, indent=2) + "\n").encode())
+            write_sidecar(out, meta, export_format="onnx",
+                          int8={"agreement_with_fp32": agreement, "calib_images": calib_images,
+                                "check_images": check_images, "seed": seed})
             os.replace(staged, out)
     return Int8Report(out, written, agreement, calib_images, check_images)
