@@ -23,6 +23,7 @@ _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.manifest",
     "fermixnet.data.rafdb",
     "fermixnet.data.ferplus",
+    "fermixnet.data.fer2013",
     "fermixnet.data.affectnet",
     "fermixnet.data.fedro",
     "fermixnet.data.synthetic",
