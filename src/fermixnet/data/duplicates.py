@@ -1,0 +1,188 @@
+"""Leakage and duplicate report: identical decoded images within a split, across splits, with
+different labels, and near-constant (blank) images.
+
+Images are compared by a hash of their decoded pixels (`fingerprint`: BLAKE2b over the
+(H, W, 3) uint8 array the model sees, shape included), so a PNG and a JPEG copy differ but a file
+copied under another name, or the same CSV row twice, does not. `exclude_leaked=1` (a data spec
+option of every adapter, see `registry.create_dataset`) drops a split's images whose pixels occur
+in another split of the same data set, for a strictly held-out score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fermixnet.data.base import FERDataset
+
+# Near-constant ("blank"): standard deviation of the pixel values below this (0..255 scale).
+BLANK_STD = 2.0
+MAX_EXAMPLES = 5
+SPLIT_ORDER = ("train", "val", "test", "all")
+LEAKED_REASON = "pixels also in another split (exclude_leaked)"
+
+
+class Fingerprint(NamedTuple):
+    """What the report needs of one image."""
+
+    digest: bytes
+    blank: bool
+
+
+def fingerprint(image: np.ndarray) -> Fingerprint:
+    """Hash of the decoded pixels (with their shape) and whether the image is near-constant."""
+    h = hashlib.blake2b(repr(image.shape).encode(), digest_size=16)
+    h.update(np.ascontiguousarray(image).data)
+    return Fingerprint(h.digest(), bool(image.std() < BLANK_STD))
+
+
+def dataset_fingerprints(ds: FERDataset, workers: int | None = None) -> list[Fingerprint]:
+    """`fingerprint` of every image of `ds`, decoded on a thread pool (PIL releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda i: fingerprint(ds.load(i)), range(len(ds)), chunksize=64))
+
+
+@dataclass
+class DuplicateReport:
+    """Counts over all splits checked (JSON-friendly via `dataclasses.asdict`).
+
+    Attributes:
+        within_split: split -> images that repeat an earlier image of the same split.
+        cross_split: "a/b" -> images of split b whose pixels also occur in split a (leakage).
+        leaked: split -> images whose pixels occur in any other split (what `exclude_leaked=1`
+            drops from that split).
+        conflicting_groups: sets of identical images whose labels differ.
+        conflicting_images: images in those sets.
+        blank: split -> near-constant images (pixel std < `BLANK_STD`).
+        examples: a few groups, as `split:id:label` strings (cross-split and conflicting first).
+    """
+
+    within_split: dict[str, int] = field(default_factory=dict)
+    cross_split: dict[str, int] = field(default_factory=dict)
+    leaked: dict[str, int] = field(default_factory=dict)
+    conflicting_groups: int = 0
+    conflicting_images: int = 0
+    blank: dict[str, int] = field(default_factory=dict)
+    examples: list[list[str]] = field(default_factory=list)
+
+
+class Entry(NamedTuple):
+    """One image as the report sees it."""
+
+    split: str
+    name: str
+    label: int
+    print: Fingerprint
+
+
+def _group_report(groups: Sequence[list[Entry]], splits: list[str], report: DuplicateReport,
+                  class_name: Callable[[int], str]) -> None:  # fmt: skip
+    ranked = []
+    for group in groups:
+        in_split = defaultdict(int)
+        for e in group:
+            in_split[e.split] += 1
+        for split, count in in_split.items():
+            report.within_split[split] += count - 1
+            if len(in_split) > 1:
+                report.leaked[split] += count
+        for i, a in enumerate(splits):
+            for b in splits[i + 1 :]:
+                if in_split.get(a) and in_split.get(b):
+                    report.cross_split[f"{a}/{b}"] = report.cross_split.get(f"{a}/{b}", 0) + \
+                        in_split[b]  # fmt: skip
+        conflicting = len({e.label for e in group}) > 1
+        if conflicting:
+            report.conflicting_groups += 1
+            report.conflicting_images += len(group)
+        ranked.append((-(len(in_split) > 1) - conflicting, group))
+    ranked.sort(key=lambda item: item[0])
+    report.examples = [[f"{e.split}:{e.name}:{class_name(e.label)}" for e in g]
+                       for _, g in ranked[:MAX_EXAMPLES]]  # fmt: skip
+
+
+def _split_rank(split: str) -> tuple[int, str]:
+    return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+
+
+def find_duplicates(entries: Sequence[Entry],
+                    class_name: Callable[[int], str] = str) -> DuplicateReport:  # fmt: skip
+    """Count identical images within and across splits, conflicting labels and blank images."""
+    splits = sorted({e.split for e in entries}, key=_split_rank)
+    report = DuplicateReport(within_split=dict.fromkeys(splits, 0), leaked=dict.fromkeys(splits, 0),
+                             blank=dict.fromkeys(splits, 0))  # fmt: skip
+    by_digest: dict[bytes, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_digest[e.print.digest].append(e)
+        report.blank[e.split] += e.print.blank
+    _group_report([g for g in by_digest.values() if len(g) > 1], splits, report, class_name)
+    return report
+
+
+def format_duplicates(report: DuplicateReport) -> list[str]:
+    """Human-readable lines (empty when there is nothing to say)."""
+    lines = []
+    for pair, count in report.cross_split.items():
+        a, b = pair.split("/")
+        lines.append(f"  warning: {count} {b} images also occur in {a} (leakage; "
+                     "exclude_leaked=1 drops them for a strictly held-out score)")  # fmt: skip
+    for split, count in report.within_split.items():
+        if count:
+            lines.append(f"  warning: {count} {split} images repeat another {split} image")
+    if report.conflicting_groups:
+        lines.append(f"  warning: {report.conflicting_groups} sets of identical images carry "
+                     f"different labels ({report.conflicting_images} images)")  # fmt: skip
+    for split, count in report.blank.items():
+        if count:
+            lines.append(f"  warning: {count} near-constant (blank) {split} images")
+    if lines:
+        lines += [f"    e.g. {', '.join(group)}" for group in report.examples]
+    return lines
+
+
+def _other_splits(name: str, root: str, split: str, options: Mapping[str, Any],
+                  own_ids: list[str]) -> list[FERDataset]:  # fmt: skip
+    from fermixnet.data.registry import create_dataset
+
+    others = []
+    for other in ("train", "val", "test"):
+        if other == split:
+            continue
+        try:
+            ds = create_dataset(name, root, other, **options)
+        except (ValueError, OSError):  # the data set has no such split
+            continue
+        if [ds.sample_id(i) for i in range(len(ds))] != own_ids:  # AffectNet: val is test
+            others.append(ds)
+    return others
+
+
+def drop_leaked(ds: FERDataset, name: str, root: str, options: Mapping[str, Any],
+                workers: int | None = None) -> FERDataset:  # fmt: skip
+    """`ds` without the images whose pixels occur in another split of the same data set.
+
+    The number dropped is counted in `ds.report.skipped` under `LEAKED_REASON`.
+
+    Raises:
+        ValueError: `ds` is the `all` split (there is no other split to compare with).
+    """
+    if ds.split == "all":
+        raise ValueError(f"{name}: exclude_leaked=1 needs a split (train, val or test), not all")
+    own_ids = [ds.sample_id(i) for i in range(len(ds))]
+    seen: set[bytes] = set()
+    for other in _other_splits(name, root, ds.split, options, own_ids):
+        seen.update(p.digest for p in dataset_fingerprints(other, workers))
+    mine = dataset_fingerprints(ds, workers)
+    keep = [i for i, p in enumerate(mine) if p.digest not in seen]
+    if len(keep) < len(ds):
+        ds.report.skip(LEAKED_REASON, len(ds) - len(keep))
+    ds.report.notes.append(f"exclude_leaked: {len(ds) - len(keep)} of {len(ds)} {ds.split} images "
+                           "dropped (their pixels occur in another split)")
+    return ds.subset(keep) if len(keep) < len(ds) else ds
