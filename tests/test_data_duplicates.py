@@ -83,7 +83,8 @@ def test_fingerprint_is_of_pixels_and_shape():
     a = np.zeros((4, 6, 3), np.uint8)
     assert fingerprint(a).digest == fingerprint(a.copy()).digest
     assert fingerprint(a).digest != fingerprint(a.reshape(6, 4, 3)).digest
-    assert fingerprint(a).blank and not fingerprint(np.arange(72, dtype=np.uint8)).blank
+    ramp = np.arange(72, dtype=np.uint8).reshape(4, 6, 3)
+    assert fingerprint(a).blank and not fingerprint(ramp).blank
 
 
 def test_three_splits_share_one_image():
