@@ -5,14 +5,13 @@ Usage."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from fermixnet.cli import main
 from fermixnet.data import create_dataset
 
 # The release's code table: emotion 0..6.
@@ -135,13 +134,14 @@ def test_image_folder_copy(tmp_path):
         create_dataset("fer2013", tmp_path, "train", layout="csv")
 
 
-def test_data_check_cli_counts_splits(tmp_path):
-    write_fer2013(tmp_path)
-    out = subprocess.run(
-        [sys.executable, "-m", "fermixnet.cli", "data", "check", "--data", f"fer2013:{tmp_path}",
-         "--json"], capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+def test_data_check_counts_splits_and_leaks(tmp_path, capsys):
+    path = write_fer2013(tmp_path)
+    replace_line(path, 12, pixel_text(10), pixel_text(3))  # a test row copies train row 3
+    assert main(["data", "check", "--data", f"fer2013:{tmp_path}", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     counts = {s["split"]: (s["images"], s["expected"]) for s in report["splits"]}
     assert counts == {"train": (7, 28709), "val": (2, 3589), "test": (2, 3589)}
+    assert report["duplicates"]["cross_split"] == {"train/test": 1}
+    assert report["duplicates"]["conflicting_groups"] == 1  # happy in train, surprise in test
+    test = create_dataset("fer2013", tmp_path, "test", exclude_leaked="1")
+    assert [s.meta["row"] for s in test.samples] == ["9"]  # row 10 (line 12) dropped
