@@ -70,13 +70,14 @@ def test_csv_codes_and_usage_map_to_canonical_splits(tmp_path, quoted):
     np.testing.assert_array_equal(test.load(1)[..., 0], gray(10))
 
 
-def test_bad_pixel_count_is_named_or_counted(tmp_path):
-    path = write_fer2013(tmp_path)
+@pytest.mark.parametrize("adapter", ["fer2013", "ferplus"])
+def test_bad_pixel_count_is_named_or_counted(tmp_path, adapter):
+    path = write_fer2013(tmp_path, with_ferplus=True)
     text = pixel_text(2)
     replace_line(path, 4, text, text.rsplit(" ", 1)[0])  # row 2: 2303 values
     with pytest.raises(ValueError, match=r"fer2013\.csv:4: expected 2304 .* got 2303"):
-        create_dataset("fer2013", tmp_path, "train")
-    train = create_dataset("fer2013", tmp_path, "train", skip_bad="1")
+        create_dataset(adapter, tmp_path, "train")
+    train = create_dataset(adapter, tmp_path, "train", skip_bad="1")
     assert len(train) == 6 and train.report.skipped == {"bad pixel count": 1}
 
 
