@@ -129,6 +129,8 @@ def test_image_folder_copy(tmp_path):
     assert train.report.expected == 28709
     test = create_dataset("fer2013", tmp_path, "test")
     assert test.report.expected == 7178 and len(test) == 2
+    plain = create_dataset("folder", tmp_path, "train", class_map="fer2013")
+    assert plain.labels().tolist() == train.labels().tolist()
     with pytest.raises(FileNotFoundError, match="no val split folder"):
         create_dataset("fer2013", tmp_path, "val")
     with pytest.raises(FileNotFoundError, match=r"no fer2013\.csv"):
