@@ -83,33 +83,28 @@ class Entry(NamedTuple):
     split: str
     name: str
     label: int
-    print: Fingerprint
+    pixels: Fingerprint
 
 
-def _group_report(groups: Sequence[list[Entry]], splits: list[str], report: DuplicateReport,
-                  class_name: Callable[[int], str]) -> None:  # fmt: skip
-    ranked = []
-    for group in groups:
-        in_split = defaultdict(int)
-        for e in group:
-            in_split[e.split] += 1
-        for split, count in in_split.items():
-            report.within_split[split] += count - 1
-            if len(in_split) > 1:
-                report.leaked[split] += count
-        for i, a in enumerate(splits):
-            for b in splits[i + 1 :]:
-                if in_split.get(a) and in_split.get(b):
-                    report.cross_split[f"{a}/{b}"] = report.cross_split.get(f"{a}/{b}", 0) + \
-                        in_split[b]  # fmt: skip
-        conflicting = len({e.label for e in group}) > 1
-        if conflicting:
-            report.conflicting_groups += 1
-            report.conflicting_images += len(group)
-        ranked.append((-(len(in_split) > 1) - conflicting, group))
-    ranked.sort(key=lambda item: item[0])
-    report.examples = [[f"{e.split}:{e.name}:{class_name(e.label)}" for e in g]
-                       for _, g in ranked[:MAX_EXAMPLES]]  # fmt: skip
+def _count_group(group: list[Entry], splits: list[str], report: DuplicateReport) -> int:
+    """Count one set of identical images; returns its rank for the examples (leak + conflict)."""
+    in_split: dict[str, int] = defaultdict(int)
+    for e in group:
+        in_split[e.split] += 1
+    leaked = len(in_split) > 1
+    for split, count in in_split.items():
+        report.within_split[split] += count - 1
+        report.leaked[split] += count if leaked else 0
+    for i, a in enumerate(splits):
+        for b in splits[i + 1 :]:
+            if in_split.get(a) and in_split.get(b):
+                pair = f"{a}/{b}"
+                report.cross_split[pair] = report.cross_split.get(pair, 0) + in_split[b]
+    conflicting = len({e.label for e in group}) > 1
+    if conflicting:
+        report.conflicting_groups += 1
+        report.conflicting_images += len(group)
+    return int(leaked) + int(conflicting)
 
 
 def _split_rank(split: str) -> tuple[int, str]:
@@ -124,9 +119,13 @@ def find_duplicates(entries: Sequence[Entry],
                              blank=dict.fromkeys(splits, 0))  # fmt: skip
     by_digest: dict[bytes, list[Entry]] = defaultdict(list)
     for e in entries:
-        by_digest[e.print.digest].append(e)
-        report.blank[e.split] += e.print.blank
-    _group_report([g for g in by_digest.values() if len(g) > 1], splits, report, class_name)
+        by_digest[e.pixels.digest].append(e)
+        report.blank[e.split] += e.pixels.blank
+    groups = [g for g in by_digest.values() if len(g) > 1]
+    ranks = [_count_group(g, splits, report) for g in groups]
+    shown = sorted(range(len(groups)), key=lambda k: -ranks[k])[:MAX_EXAMPLES]
+    report.examples = [[f"{e.split}:{e.name}:{class_name(e.label)}" for e in groups[k]]
+                       for k in shown]  # fmt: skip
     return report
 
 
