@@ -29,6 +29,8 @@ BLANK_STD = 2.0
 MAX_EXAMPLES = 5
 SPLIT_ORDER = ("train", "val", "test", "all")
 LEAKED_REASON = "pixels also in another split (exclude_leaked)"
+# How adapters say that a split does not exist (as opposed to a split that cannot be read).
+_NO_SUCH_SPLIT = ("split must be one of", "split folder", "only split=all")
 
 
 class Fingerprint(NamedTuple):
@@ -160,8 +162,10 @@ def _other_splits(name: str, root: str, split: str, options: Mapping[str, Any],
             continue
         try:
             ds = create_dataset(name, root, other, **options)
-        except (ValueError, OSError):  # the data set has no such split
-            continue
+        except (ValueError, FileNotFoundError) as err:
+            if any(words in str(err) for words in _NO_SUCH_SPLIT):
+                continue  # the data set has no such split
+            raise  # a split that exists but cannot be read must not be silently left out
         if [ds.sample_id(i) for i in range(len(ds))] != own_ids:  # AffectNet: val is test
             others.append(ds)
     return others
@@ -180,12 +184,14 @@ def drop_leaked(ds: FERDataset, name: str, root: str, options: Mapping[str, Any]
         raise ValueError(f"{name}: exclude_leaked=1 needs a split (train, val or test), not all")
     own_ids = [ds.sample_id(i) for i in range(len(ds))]
     seen: set[bytes] = set()
-    for other in _other_splits(name, root, ds.split, options, own_ids):
+    others = _other_splits(name, root, ds.split, options, own_ids)
+    for other in others:
         seen.update(p.digest for p in dataset_fingerprints(other, workers))
     mine = dataset_fingerprints(ds, workers)
     keep = [i for i, p in enumerate(mine) if p.digest not in seen]
     if len(keep) < len(ds):
         ds.report.skip(LEAKED_REASON, len(ds) - len(keep))
+    compared = ", ".join(o.split for o in others) or "no other split"
     ds.report.notes.append(f"exclude_leaked: {len(ds) - len(keep)} of {len(ds)} {ds.split} images "
-                           "dropped (their pixels occur in another split)")
+                           f"dropped (their pixels occur in {compared})")
     return ds.subset(keep) if len(keep) < len(ds) else ds
