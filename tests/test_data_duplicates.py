@@ -69,6 +69,7 @@ def test_exclude_leaked_drops_test_copies_in_eval(planted, tmp_path):
     names = sorted(Path(s.path).name for s in test.samples)
     assert names == ["s0.png", "s1.png", "s2.png", "s3.png"]
     assert test.report.skipped[LEAKED_REASON] == 2
+    assert "2 of 6 test images dropped (their pixels occur in train, val)" in test.report.notes
     assert len(create_dataset("folder", planted, "test")) == 6
     sets = build_test_sets([f"folder:{planted},exclude_leaked=1"], 16, CANONICAL[:7],
                            tmp_path / "cache")  # fmt: skip
@@ -77,6 +78,9 @@ def test_exclude_leaked_drops_test_copies_in_eval(planted, tmp_path):
     assert len(train) == 6  # t0 and t4 dropped from train instead
     with pytest.raises(ValueError, match="exclude_leaked"):
         create_dataset("folder", planted, "all", exclude_leaked="1")
+    (planted / "train" / "fear").mkdir()  # train can no longer be read: never compare silently
+    with pytest.raises(ValueError, match="holds no images"):
+        create_dataset("folder", planted, "test", exclude_leaked="1")
 
 
 def test_fingerprint_is_of_pixels_and_shape():
