@@ -69,7 +69,9 @@ def test_exclude_leaked_drops_test_copies_in_eval(planted, tmp_path):
     names = sorted(Path(s.path).name for s in test.samples)
     assert names == ["s0.png", "s1.png", "s2.png", "s3.png"]
     assert test.report.skipped[LEAKED_REASON] == 2
-    assert "2 of 6 test images dropped (their pixels occur in train, val)" in test.report.notes
+    assert "exclude_leaked: 2 of 6 test images dropped (their pixels occur in train, val)" in (
+        test.report.notes
+    )
     assert len(create_dataset("folder", planted, "test")) == 6
     sets = build_test_sets([f"folder:{planted},exclude_leaked=1"], 16, CANONICAL[:7],
                            tmp_path / "cache")  # fmt: skip
