@@ -87,7 +87,7 @@ def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, Fingerp
     """(info or None, error message, fingerprint of the decoded pixels) of one sample."""
     try:
         return ds.inspect(index), "", fingerprint(ds.load(index))
-    except (ImageReadError, FileNotFoundError, OSError) as err:
+    except (ImageReadError, OSError, ValueError) as err:  # ValueError: e.g. a box off the image
         return None, str(err), None
 
 
@@ -117,8 +117,9 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
             sizes[f"{info.width}x{info.height}"] += 1
             if ds.expected_size and (info.height, info.width) != tuple(ds.expected_size):
                 result.wrong_size += 1
-            sample = ds.samples[i]
-            entries.append(Entry(ds.split, ds.sample_id(i), sample.label, printed))
+            sample = ds.samples[i]  # split=all: each sample's own split, for the leakage counts
+            split = sample.meta.get("split") or ds.split
+            entries.append(Entry(split, ds.sample_id(i), sample.label, printed))
     result.kinds, result.sizes = dict(kinds), dict(sizes.most_common(MAX_EXAMPLES))
     return result, entries
 
