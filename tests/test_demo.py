@@ -7,7 +7,13 @@ import pytest
 
 from fermixnet.cli import main
 from fermixnet.demo import DemoSettings
-from fermixnet.demo.summary import DemoRow, format_table, spread_rows, target_checks
+from fermixnet.demo.summary import (
+    DemoRow,
+    format_summary,
+    format_table,
+    spread_rows,
+    target_checks,
+)
 
 
 def rows():
@@ -37,6 +43,13 @@ def test_targets_and_difference_row():
     table = format_table([base, ours])
     assert "| difference | -2.0 | +6.0 | +5.0 | +5.5 |" in table
     assert "81.0 ± 1.4" in table
+
+
+def test_summary_says_the_checkpoint_is_not_for_real_photos(tmp_path):
+    text = " ".join(format_summary(rows(), {"train": 1.0}, tmp_path / "best").split())
+    assert f"fermixnet predict IMAGE --checkpoint {tmp_path / 'best'}" in text
+    assert "trained on synthetic faces" in text and "not for real photos" in text
+    assert "near chance" in text and "`fermixnet compare`" in text
 
 
 def test_settings_errors():

@@ -1,23 +1,31 @@
 """`fermixnet data check`: what a data folder holds, and what is wrong with it.
 
 Per split: images found vs expected, counts per class, unreadable images (corrupt, truncated),
-duplicate entries and duplicate contents, stored modes that are converted on load (grayscale,
-palette, RGBA, CMYK, 16-bit), sizes that differ from the release's, entries skipped by the adapter
-and subset lists matched. Errors (the split cannot be read, or images cannot be decoded) make
-`CheckResult.ok` false; the rest are warnings.
+duplicate entries, stored modes that are converted on load (grayscale, palette, RGBA, CMYK,
+16-bit), sizes that differ from the release's, entries skipped by the adapter and subset lists
+matched. Over all splits: the leakage and duplicate report of `duplicates` (identical decoded
+images within and across splits, with different labels, and blank images). Errors (the split
+cannot be read, or images cannot be decoded) make `CheckResult.ok` false; the rest are warnings.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fermixnet.data.base import FERDataset
-from fermixnet.data.imageio import ImageInfo, ImageReadError, probe
+from fermixnet.data.duplicates import (
+    DuplicateReport,
+    Entry,
+    Fingerprint,
+    find_duplicates,
+    fingerprint,
+    format_duplicates,
+)
+from fermixnet.data.imageio import ImageInfo, ImageReadError
 from fermixnet.data.registry import create_dataset
 
 DEFAULT_SPLITS = {
@@ -40,7 +48,6 @@ class SplitCheck:
     error: str = ""
     unreadable: list[str] = field(default_factory=list)
     duplicate_entries: int = 0
-    duplicate_contents: list[list[str]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     wrong_size: int = 0
@@ -62,6 +69,7 @@ class CheckResult:
     name: str
     root: str
     splits: list[SplitCheck]
+    duplicates: DuplicateReport = field(default_factory=DuplicateReport)
 
     @property
     def ok(self) -> bool:
@@ -71,27 +79,25 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict, with `ok` per split and overall."""
         splits = [{**asdict(s), "ok": s.ok} for s in self.splits]
-        return {"name": self.name, "root": self.root, "ok": self.ok, "splits": splits}
+        return {"name": self.name, "root": self.root, "ok": self.ok, "splits": splits,
+                "duplicates": asdict(self.duplicates)}  # fmt: skip
 
 
-def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, str]:
-    """(info or None, error message, content digest) of one sample."""
-    path = ds.samples[index].path
+def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, Fingerprint | None]:
+    """(info or None, error message, fingerprint of the decoded pixels) of one sample."""
     try:
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                data = handle.read()
-            digest = hashlib.sha1(data).hexdigest()
-            suffix = ds.sample_id(index)[len(path) :]  # e.g. a face box on the same file
-            return probe(path, data), "", digest + suffix
-        info = ds.inspect(index)
-        return info, "", hashlib.sha1(ds.load(index).tobytes()).hexdigest()
-    except (ImageReadError, FileNotFoundError, OSError) as err:
-        return None, str(err), ""
+        return ds.inspect(index), "", fingerprint(ds.load(index))
+    except (ImageReadError, OSError, ValueError) as err:  # ValueError: e.g. a box off the image
+        return None, str(err), None
 
 
 def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
     """Decode every image of `ds` once and collect the findings."""
+    return _check_split(ds, workers)[0]
+
+
+def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck, list[Entry]]:
+    """`check_split` and the entries of the duplicate report."""
     result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected)
     result.per_class = ds.class_counts()
     result.skipped = dict(ds.report.skipped)
@@ -100,21 +106,22 @@ def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
     result.expected_size = list(ds.expected_size) if ds.expected_size else None
     ids = Counter(ds.sample_id(i) for i in range(len(ds)))
     result.duplicate_entries = sum(c - 1 for c in ids.values() if c > 1)
-    kinds, sizes, by_digest = Counter(), Counter(), defaultdict(list)
+    kinds, sizes, entries = Counter(), Counter(), []
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        found = pool.map(lambda i: _inspect(ds, i), range(len(ds)))
-        for i, (info, error, digest) in enumerate(found):
-            if info is None:
+        found = pool.map(lambda i: _inspect(ds, i), range(len(ds)), chunksize=64)
+        for i, (info, error, printed) in enumerate(found):
+            if info is None or printed is None:
                 result.unreadable.append(error)
                 continue
             kinds[info.kind] += 1
             sizes[f"{info.width}x{info.height}"] += 1
             if ds.expected_size and (info.height, info.width) != tuple(ds.expected_size):
                 result.wrong_size += 1
-            by_digest[digest].append(ds.samples[i].path)
+            sample = ds.samples[i]  # split=all: each sample's own split, for the leakage counts
+            split = sample.meta.get("split") or ds.split
+            entries.append(Entry(split, ds.sample_id(i), sample.label, printed))
     result.kinds, result.sizes = dict(kinds), dict(sizes.most_common(MAX_EXAMPLES))
-    result.duplicate_contents = [sorted(set(p)) for p in by_digest.values() if len(p) > 1]
-    return result
+    return result, entries
 
 
 def _splits_to_check(name: str, splits: list[str] | None) -> list[str]:
@@ -138,7 +145,7 @@ def check_dataset(
         workers: decoding threads.
     """
     requested = splits is not None or name in DEFAULT_SPLITS
-    results = []
+    results, entries, classes = [], [], ()
     for split in _splits_to_check(name, splits):
         try:
             ds = create_dataset(name, root, split, **(options or {}))
@@ -150,14 +157,30 @@ def check_dataset(
             continue
         if len(ds) == 0 and not requested and name == "manifest":
             continue
-        results.append(check_split(ds, workers))
+        checked, found = _check_split(ds, workers)
+        results.append(checked)
+        entries += _distinct(found, entries)
+        classes = ds.classes
     if not results:
         try:
             everything = create_dataset(name, root, "all", **(options or {}))
-            results.append(check_split(everything, workers))
+            checked, entries = _check_split(everything, workers)
+            results.append(checked)
+            classes = everything.classes
         except (ValueError, OSError) as err:
             results.append(SplitCheck(split="all", error=str(err)))
-    return CheckResult(name=name, root=str(root), splits=results)
+    duplicates = find_duplicates(entries, lambda label: classes[label])
+    return CheckResult(name=name, root=str(root), splits=results, duplicates=duplicates)
+
+
+def _distinct(found: list[Entry], before: list[Entry]) -> list[Entry]:
+    """`found`, or nothing when it is the same images as a split already seen (AffectNet's val
+    and test read one set; comparing them would call every image leaked)."""
+    ids = [e.name for e in found]
+    for split in {e.split for e in before}:
+        if [e.name for e in before if e.split == split] == ids:
+            return []
+    return found
 
 
 def format_check(result: CheckResult) -> str:
@@ -180,9 +203,8 @@ def format_check(result: CheckResult) -> str:
         lines.extend(f"    note: {note}" for note in s.notes)
         if s.duplicate_entries:
             lines.append(f"    warning: {s.duplicate_entries} duplicate entries")
-        for group in s.duplicate_contents[:MAX_EXAMPLES]:
-            lines.append(f"    warning: identical images: {', '.join(group)}")
         if s.unreadable:
             lines.append(f"    ERROR: {len(s.unreadable)} unreadable images")
             lines.extend(f"      {e}" for e in s.unreadable[:MAX_EXAMPLES])
+    lines.extend(format_duplicates(result.duplicates))
     return "\n".join(lines)

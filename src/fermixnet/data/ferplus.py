@@ -16,10 +16,8 @@ Splits: Training -> train, PublicTest -> val, PrivateTest -> test. Labels from t
 
 from __future__ import annotations
 
-import csv
 import itertools
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +25,22 @@ import numpy as np
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
+from fermixnet.data.fer2013_csv import (
+    EXPECTED,
+    PixelArrayDataset,
+    csv_lines,
+    parse_pixels,
+    read_fer2013,
+    skip_reason,
+    stack_pixels,
+    usage_split,
+)
 from fermixnet.data.ferplus_votes import vote_label
-from fermixnet.data.imageio import ImageInfo
 from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
 
-USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDERS = {"train": ("FER2013Train", "Train"), "val": ("FER2013Valid", "Valid"),
            "test": ("FER2013Test", "Test")}  # fmt: skip
-EXPECTED = {"train": 28709, "val": 3589, "test": 3589}  # FER2013 rows, before FERPlus drops
 LISTS = {
     "occlusion": ("jianfei_occlusion_list.txt",),
     "pose30": ("pose_30_ferplus_list.txt",),
@@ -43,45 +48,10 @@ LISTS = {
 }
 
 
-class FERPlusCSVDataset(FERDataset):
-    """FERPlus read from the CSV files: pixels live in memory, not in image files."""
-
-    def __init__(
-        self, samples: list[Sample], pixels: np.ndarray, csv_files: list[str], **kw: Any
-    ) -> None:
-        super().__init__(samples, **kw)
-        self.pixels = pixels  # (N, 48, 48) uint8
-        self.csv_files = csv_files
-
-    def load(self, index: int) -> np.ndarray:
-        return np.repeat(self.pixels[index][:, :, None], 3, axis=2)  # gray -> (48, 48, 3)
-
-    def inspect(self, index: int) -> ImageInfo:
-        return ImageInfo("L", 48, 48, "CSV")
-
-    def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
-        return sorted(set(self.csv_files) | set(self.report.sources))
-
-
 def _votes(fields: list[str], where: str) -> list[int]:
     if len(fields) != 10 or not all(f.strip().isdigit() for f in fields):
         raise ValueError(f"{where}: expected 10 integer vote counts, got {fields}")
     return [int(f) for f in fields]
-
-
-def _pixels(text: str, where: str) -> np.ndarray:
-    try:
-        with warnings.catch_warnings():
-            # fromstring (text mode, ~10x faster than split) warns when it meets a non-number.
-            warnings.simplefilter("error", DeprecationWarning)
-            array = np.fromstring(text, dtype=np.int32, sep=" ")
-    except (DeprecationWarning, ValueError):
-        array = np.zeros(0, dtype=np.int32)
-    if array.size != 48 * 48:
-        raise ValueError(f"{where}: expected 2304 space-separated pixel values 0..255")
-    if array.min() < 0 or array.max() > 255:
-        raise ValueError(f"{where}: pixel values must lie in 0..255")
-    return array.astype(np.uint8).reshape(48, 48)
 
 
 class _Labeller:
@@ -109,64 +79,77 @@ def _read_csv_layout(
 ) -> tuple[list[Sample], np.ndarray]:
     fer_path, new_path = root / "fer2013.csv", root / "fer2013new.csv"
     samples, pixels = [], []
-    with open(fer_path, newline="") as f_fer, open(new_path, newline="") as f_new:
-        fer, new = csv.reader(f_fer), csv.reader(f_new)
-        head_fer, head_new = next(fer, []), next(new, [])
-        if [h.strip() for h in head_fer[:3]] != ["emotion", "pixels", "Usage"]:
-            raise ValueError(f"{fer_path}:1: expected header emotion,pixels,Usage")
-        if len(head_new) != 12 or head_new[0].strip() != "Usage":
-            raise ValueError(f"{new_path}:1: expected header Usage,Image name,<10 vote columns>")
-        for line, (row_fer, row_new) in enumerate(itertools.zip_longest(fer, new), start=2):
-            where = f"{new_path}:{line}"
-            if row_fer is None or row_new is None:  # never truncate silently: the rows pair up
-                shorter = fer_path if row_fer is None else new_path
-                raise ValueError(f"{shorter} ends at line {line - 1} but its companion file "
-                                 "goes on: fer2013.csv and fer2013new.csv must have equal rows")
-            try:
-                if len(row_new) != 12 or len(row_fer) < 3:
-                    raise ValueError(f"{where}: expected 12 fields (and 3 in {fer_path.name})")
-                if row_new[0].strip() != row_fer[2].strip():
-                    raise ValueError(f"{where}: Usage {row_new[0]!r} differs from "
-                                     f"{fer_path}:{line} ({row_fer[2]!r})")  # fmt: skip
-                if USAGE.get(row_new[0].strip()) != split:
-                    continue
-                name = row_new[1].strip()
-                if not name:
-                    report.skip("removed by FERPlus (no image name)")
-                    continue
-                label = label_of(_votes(row_new[2:], where), name)
-                if label is None:
-                    continue
-                pixels.append(_pixels(row_fer[1], f"{fer_path}:{line}"))
-            except ValueError:
-                if not skip_bad:
-                    raise
-                report.skip("malformed line")
+    new = csv_lines(new_path)
+    head_new = next(new).checked() if new_path.stat().st_size else []
+    if len(head_new) != 12 or head_new[0].strip() != "Usage":
+        raise ValueError(f"{new_path}:1: expected header Usage,Image name,<10 vote columns>")
+    for fer_line, new_line in _paired(read_fer2013(fer_path), new, root):
+        line, where = fer_line.number, f"{new_path}:{new_line.number}"
+        try:
+            row_fer, row_new = fer_line.checked(), new_line.checked()
+            if len(row_new) != 12:
+                raise ValueError(f"{where}: expected 12 fields, got {len(row_new)}")
+            if row_new[0].strip() != row_fer[2].strip():
+                raise ValueError(f"{where}: Usage {row_new[0]!r} differs from "
+                                 f"{fer_path}:{line} ({row_fer[2]!r})")  # fmt: skip
+            if usage_split(row_new[0], where) != split:
                 continue
-            meta = {"split": split, "image_name": name, "votes": ",".join(row_new[2:])}
-            samples.append(Sample(f"{fer_path}#{name}", label, meta))
-        if next(fer, None) is not None or next(new, None) is not None:
-            raise ValueError(f"{fer_path} and {new_path} have different numbers of rows")
-    array = np.stack(pixels) if pixels else np.zeros((0, 48, 48), np.uint8)
-    return samples, array
+            name = row_new[1].strip()
+            if not name:
+                report.skip("removed by FERPlus (no image name)")
+                continue
+            label = label_of(_votes(row_new[2:], where), name)
+            if label is None:
+                continue
+            pixels.append(parse_pixels(row_fer[1], f"{fer_path}:{line}"))
+        except ValueError as err:
+            if not skip_bad:
+                raise
+            report.skip(skip_reason(err))
+            continue
+        meta = {"split": split, "image_name": name, "votes": ",".join(row_new[2:])}
+        samples.append(Sample(f"{fer_path}#{name}", label, meta))
+    return samples, stack_pixels(pixels)
 
 
-def _label_rows(root: Path, folder: Path, split: str) -> tuple[Path, list[tuple[int, list[str]]]]:
+def _paired(fer: Iterator, new: Iterator, root: Path) -> Iterator[tuple[Any, Any]]:
+    """Row i of fer2013.csv with row i of fer2013new.csv; never truncate silently."""
+    for row_fer, row_new in itertools.zip_longest(fer, new):
+        if row_fer is None or row_new is None:
+            shorter, longer = ("fer2013.csv", row_new) if row_fer is None else (
+                "fer2013new.csv", row_fer)  # fmt: skip
+            raise ValueError(f"{root / shorter} ends at line {longer.number - 1} but its companion "
+                             "file goes on: fer2013.csv and fer2013new.csv must have equal rows")
+        yield row_fer, row_new
+
+
+def _label_rows(
+    root: Path, folder: Path, split: str, report: DatasetReport, skip_bad: bool
+) -> tuple[Path, list[tuple[int, list[str]]]]:
     """(file, [(line, [name, 10 votes])]) from the folder's label.csv or from fer2013new.csv."""
     path = folder / "label.csv"
-    with open(path if path.is_file() else root / "fer2013new.csv", newline="") as handle:
-        rows = list(enumerate(csv.reader(handle), start=1))
     if path.is_file():  # name, "(x, y, w, h)", 10 votes
-        return path, [(n, [r[0], *r[2:]]) if len(r) == 12 else (n, r) for n, r in rows if r]
+        rows = [(r.number, r.checked()) for r in csv_lines(path)]
+        return path, [(n, [r[0], *r[2:]]) if len(r) == 12 else (n, r) for n, r in rows]
     path = root / "fer2013new.csv"
-    return path, [(n, r[1:]) for n, r in rows[1:] if r and USAGE.get(r[0].strip()) == split]
+    out = []
+    for row in itertools.islice(csv_lines(path), 1, None):
+        try:
+            fields = row.checked(1)
+            if usage_split(fields[0], f"{path}:{row.number}") == split:
+                out.append((row.number, fields[1:]))
+        except ValueError as err:
+            if not skip_bad:
+                raise
+            report.skip(skip_reason(err))
+    return path, out
 
 
 def _read_folder_layout(
     root: Path, folder: Path, split: str, label_of: _Labeller, report: DatasetReport,
     skip_bad: bool,
 ) -> list[Sample]:  # fmt: skip
-    path, rows = _label_rows(root, folder, split)
+    path, rows = _label_rows(root, folder, split, report, skip_bad)
     report.sources.append(str(path))
     samples = []
     for line, row in rows:
@@ -257,4 +240,4 @@ def ferplus_dataset(
     samples = attach_lists(samples, [root], LISTS, explicit, report,
                            label_map=labels.FERPLUS_TO_CANONICAL)  # fmt: skip
     csv_files = [str(root / "fer2013.csv"), str(root / "fer2013new.csv")]
-    return FERPlusCSVDataset(samples, pixels, csv_files, **common)
+    return PixelArrayDataset(samples, pixels, csv_files, **common)

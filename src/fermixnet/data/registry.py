@@ -23,6 +23,7 @@ _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.manifest",
     "fermixnet.data.rafdb",
     "fermixnet.data.ferplus",
+    "fermixnet.data.fer2013",
     "fermixnet.data.affectnet",
     "fermixnet.data.fedro",
     "fermixnet.data.synthetic",
@@ -78,7 +79,9 @@ def create_dataset(
         split: train, val, test (or all, where the adapter allows it); None: the adapter's
             default (train, except test for the test-only FED-RO).
         **options: adapter options (strings from the CLI are coerced). Common to all adapters:
-            `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`).
+            `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`);
+            `exclude_leaked=1` drops the images whose decoded pixels occur in another split of the
+            same data set (a strictly held-out test set; see `duplicates.drop_leaked`).
 
     Raises:
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
@@ -88,6 +91,7 @@ def create_dataset(
     if name not in _REGISTRY:
         raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
     only = options.pop("only", None)
+    exclude_leaked = as_bool(options.pop("exclude_leaked", False), "exclude_leaked")
     factory = _REGISTRY[name]
     _check_options(name, factory, options)
     root = Path(root).expanduser()
@@ -96,6 +100,10 @@ def create_dataset(
             f"{name}: data root {root} does not exist (see docs/data.md for the expected layout)"
         )
     dataset = factory(root, split, **options) if split else factory(root, **options)
+    if exclude_leaked:
+        from fermixnet.data.duplicates import drop_leaked
+
+        dataset = drop_leaked(dataset, name, str(root), options)
     if only:
         subsets = dataset.subsets()
         if only not in subsets:
@@ -116,7 +124,7 @@ def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None
     if unknown:
         raise ValueError(
             f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join([*accepted, 'only'])}"
+            f"{', '.join([*accepted, 'only', 'exclude_leaked'])}"
         )
 
 

@@ -157,6 +157,10 @@ def format_summary(rows: Sequence[DemoRow], timings: Mapping[str, float], checkp
         "",
         "![accuracy, clean and per occluder](plots/demo_accuracy.png)",
         "",
-        f"Try the FERMixNet checkpoint: `fermixnet predict IMAGE --checkpoint {checkpoint}`",
+        f"Try the tools with the FERMixNet checkpoint: `fermixnet predict IMAGE --checkpoint "
+        f"{checkpoint}`. It was trained on synthetic faces: it is for trying predict, export and "
+        "explain, not for real photos (on real faces it scores near chance). For a model and a "
+        "robustness table on real faces, run `fermixnet compare` (or `fermixnet train`) on your "
+        "data (docs/data.md, docs/training.md).",
     ]
     return "\n".join(lines) + "\n"
