@@ -9,6 +9,7 @@ and subset lists matched. Errors (the split cannot be read, or images cannot be 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from collections import Counter, defaultdict
@@ -27,6 +28,8 @@ DEFAULT_SPLITS = {
     "fedro": ("test",),
 }
 MAX_EXAMPLES = 10
+# What reading a malformed data folder may raise; anything else is a bug, not a data problem.
+_READ_ERRORS = (ValueError, OSError, EOFError, csv.Error)
 
 
 @dataclass
@@ -48,11 +51,12 @@ class SplitCheck:
     skipped: dict[str, int] = field(default_factory=dict)
     lists: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    skip_bad: bool = False
 
     @property
     def ok(self) -> bool:
-        """No error and every image decodable."""
-        return not self.error and not self.unreadable
+        """No error, and every image decodable unless `skip_bad` (the cache then skips them)."""
+        return not self.error and (self.skip_bad or not self.unreadable)
 
 
 @dataclass
@@ -83,7 +87,9 @@ def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, str]:
                 data = handle.read()
             digest = hashlib.sha1(data).hexdigest()
             suffix = ds.sample_id(index)[len(path) :]  # e.g. a face box on the same file
-            return probe(path, data), "", digest + suffix
+            info = probe(path, data)
+            ds.validate(index, info)  # what `load` would refuse beyond decoding (face boxes)
+            return info, "", digest + suffix
         info = ds.inspect(index)
         return info, "", hashlib.sha1(ds.load(index).tobytes()).hexdigest()
     except (ImageReadError, FileNotFoundError, OSError) as err:
@@ -92,7 +98,8 @@ def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, str]:
 
 def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
     """Decode every image of `ds` once and collect the findings."""
-    result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected)
+    result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected,
+                        skip_bad=ds.report.skip_bad)  # fmt: skip
     result.per_class = ds.class_counts()
     result.skipped = dict(ds.report.skipped)
     result.lists = {k: dict(v) for k, v in ds.report.lists.items()}
@@ -113,6 +120,10 @@ def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
                 result.wrong_size += 1
             by_digest[digest].append(ds.samples[i].path)
     result.kinds, result.sizes = dict(kinds), dict(sizes.most_common(MAX_EXAMPLES))
+    if result.skip_bad and result.unreadable:
+        result.skipped["undecodable image"] = len(result.unreadable)
+    if len(ds) == len(result.unreadable):  # train and cache refuse a data set without images
+        result.error = f"no {'readable ' if len(ds) else ''}images in split {ds.split!r}"
     result.duplicate_contents = [sorted(set(p)) for p in by_digest.values() if len(p) > 1]
     return result
 
@@ -142,7 +153,7 @@ def check_dataset(
     for split in _splits_to_check(name, splits):
         try:
             ds = create_dataset(name, root, split, **(options or {}))
-        except (ValueError, OSError) as err:  # OSError: e.g. a list we may not read
+        except _READ_ERRORS as err:  # OSError: e.g. a list we may not read
             absent = "split folder" in str(err) or "only split=all" in str(err)
             if absent and not requested:
                 continue  # a generic layout without this split
@@ -155,7 +166,7 @@ def check_dataset(
         try:
             everything = create_dataset(name, root, "all", **(options or {}))
             results.append(check_split(everything, workers))
-        except (ValueError, OSError) as err:
+        except _READ_ERRORS as err:
             results.append(SplitCheck(split="all", error=str(err)))
     return CheckResult(name=name, root=str(root), splits=results)
 
@@ -164,7 +175,7 @@ def format_check(result: CheckResult) -> str:
     """Human-readable report, one block per split, problems last."""
     lines = [f"{result.name} at {result.root}: {'OK' if result.ok else 'ERRORS'}"]
     for s in result.splits:
-        if s.error:
+        if s.error and not s.images:
             lines.append(f"  {s.split}: ERROR {s.error}")
             continue
         expected = f" (expected {s.expected})" if s.expected is not None else ""
@@ -178,11 +189,14 @@ def format_check(result: CheckResult) -> str:
         for reason, count in s.skipped.items():
             lines.append(f"    skipped: {count} {reason}")
         lines.extend(f"    note: {note}" for note in s.notes)
+        if s.error:
+            lines.append(f"    ERROR: {s.error}")
         if s.duplicate_entries:
             lines.append(f"    warning: {s.duplicate_entries} duplicate entries")
         for group in s.duplicate_contents[:MAX_EXAMPLES]:
             lines.append(f"    warning: identical images: {', '.join(group)}")
         if s.unreadable:
-            lines.append(f"    ERROR: {len(s.unreadable)} unreadable images")
+            level = "skipped (skip_bad)" if s.skip_bad else "ERROR"
+            lines.append(f"    {level}: {len(s.unreadable)} unreadable images")
             lines.extend(f"      {e}" for e in s.unreadable[:MAX_EXAMPLES])
     return "\n".join(lines)

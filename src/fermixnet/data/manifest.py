@@ -53,10 +53,13 @@ def read_manifest(
             )
         reader.fieldnames = columns
         samples = []
-        for row in reader:
-            sample = _row_sample(row, path, reader.line_num, base, class_map, report, skip_bad)
-            if sample is not None:
-                samples.append(sample)
+        try:
+            for row in reader:
+                sample = _row_sample(row, path, reader.line_num, base, class_map, report, skip_bad)
+                if sample is not None:
+                    samples.append(sample)
+        except csv.Error as err:
+            raise ValueError(f"{path}:{reader.line_num}: not a readable CSV line ({err})") from None
     return samples
 
 
