@@ -52,9 +52,14 @@ LISTS = {
 class AffectNetCSVDataset(FERDataset):
     """AffectNet's original release: each sample is its face box cropped from the full image."""
 
-    def __init__(self, samples: list[Sample], boxes: np.ndarray, **kw: Any) -> None:
+    def __init__(
+        self, samples: list[Sample], boxes: np.ndarray, lines: np.ndarray | None = None,
+        table: str = "", **kw: Any,
+    ) -> None:  # fmt: skip
         super().__init__(samples, **kw)
         self.boxes = boxes  # (N, 4) x, y, width, height
+        self.lines = lines  # (N,) line of each sample in `table`, named in errors
+        self.table = table
 
     def load(self, index: int) -> np.ndarray:
         path = self.samples[index].path
@@ -80,9 +85,10 @@ class AffectNetCSVDataset(FERDataset):
         x, y, w, h = (int(v) for v in self.boxes[index])
         box = (max(x, 0), max(y, 0), min(x + w, width), min(y + h, height))
         if box[2] <= box[0] or box[3] <= box[1]:
+            where = f"{self.table}:{self.lines[index]}: " if self.lines is not None else ""
             raise ImageReadError(
-                f"{self.samples[index].path}: face box x={x} y={y} width={w} height={h} lies "
-                f"outside the {width}x{height} image"
+                f"{where}face box x={x} y={y} width={w} height={h} lies outside the "
+                f"{width}x{height} image {self.samples[index].path}"
             )
         return box
 
@@ -134,14 +140,15 @@ def _first(paths: list[Path], what: str) -> Path:
 
 def _read_csv(
     root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
-) -> tuple[list[Sample], np.ndarray]:
+) -> tuple[list[Sample], np.ndarray, np.ndarray, str]:
+    """Samples, face boxes (N, 4), CSV line numbers (N,) and the CSV file of one split."""
     name = CSV_FILES[split]
     table = _first([root / "Manually_Annotated_file_lists" / name, root / name], name)
     images = _first([root / "Manually_Annotated_Images",
                      root / "Manually_Annotated" / "Manually_Annotated_Images"],
                     "Manually_Annotated_Images")  # fmt: skip
     report.sources.append(str(table))
-    samples, boxes = [], []
+    samples, boxes, lines = [], [], []
     meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
     with open(table, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -154,10 +161,12 @@ def _read_csv(
                 if found is not None:
                     samples.append(Sample(str(found[0]), found[1], meta))
                     boxes.append(found[2])
+                    lines.append(reader.line_num)
         except csv.Error as err:
             where = f"{table}:{reader.line_num}"
             raise ValueError(f"{where}: not a readable CSV line ({err})") from None
-    return samples, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    boxes_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    return samples, boxes_array, np.asarray(lines, dtype=np.int64), str(table)
 
 
 def _csv_row(
@@ -273,9 +282,9 @@ def affectnet_dataset(
         layout = "npy" if (root / NPY_SETS[split]).is_dir() else "csv"
     if layout not in ("csv", "npy"):
         raise ValueError(f"affectnet: layout must be auto, csv or npy, got {layout!r}")
-    boxes = None
+    boxes = lines = None
     if layout == "csv":
-        samples, boxes = _read_csv(root, split, n, report, skip)
+        samples, boxes, lines, table = _read_csv(root, split, n, report, skip)
     else:
         samples = _read_npy(root, split, n, report, skip)
     explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}
@@ -289,8 +298,9 @@ def affectnet_dataset(
         report.skip("down-sampled (balance)", len(samples) - len(keep))
         samples = [samples[i] for i in keep]
         boxes = boxes[keep] if boxes is not None else None
+        lines = lines[keep] if lines is not None else None
     common = {"classes": labels.class_names(n), "name": "affectnet", "root": root,
               "split": split, "report": report}  # fmt: skip
     if boxes is not None:
-        return AffectNetCSVDataset(samples, boxes, **common)
+        return AffectNetCSVDataset(samples, boxes, lines, table, **common)
     return FERDataset(samples, expected_size=(224, 224), **common)
