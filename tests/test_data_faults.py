@@ -23,6 +23,7 @@ from test_data_replicas import (
     make_affectnet_csv,
     make_affectnet_npy,
     make_fedro,
+    make_ferplus_folders,
     make_folder_tree,
     make_rafdb,
     write_image,
@@ -90,6 +91,13 @@ def _manifest(root: Path) -> Replica:
     return Replica(f"manifest:{root}", "train", root / "img/0.png", None, root / "manifest.csv")
 
 
+def _ferplus_folders(root: Path) -> Replica:
+    make_ferplus_folders(root)
+    folder = root / "FER2013Train"
+    return Replica(f"ferplus:{root}", "train", folder / "fer0000000.png", None,
+                   folder / "label.csv")  # fmt: skip
+
+
 def _append(line: str) -> Callable[[Replica], str]:
     def add(r: Replica) -> str:
         with open(r.table, "a") as handle:
@@ -133,6 +141,20 @@ def _npy(name: str, content: str | None) -> Callable[[Replica], str]:
     return write
 
 
+def _class_folder(name: str) -> Callable[[Replica], str]:
+    def add(r: Replica) -> str:
+        write_image(r.folder.parent / name / "x.png", 5)
+        return name
+
+    add.__name__ = f"class folder {name!r}"
+    return add
+
+
+def _pose_label_mismatch(r: Replica) -> str:
+    (r.table.parent / "val_raf_db_label.txt").write_text("2 7\n0\n5\n")
+    return "val_raf_db_label.txt"
+
+
 def _image_without_annotation(r: Replica) -> str:
     write_image(r.folder / "99.jpg", 99)
     return "99_exp.npy"
@@ -143,8 +165,9 @@ def _box_outside(r: Replica) -> str:
     return _append(f'{rel},100,100,10,8,"",1,0,0')(r)
 
 
-# (adapter, fault, break it -> name the message must hold, strict message, skip_bad reason);
-# strict message None: not an error (the file is ignored and counted in both modes).
+# (adapter, fault: break it -> a name the message must hold, strict message, skip_bad reason);
+# strict message None: not an error (the file is ignored and counted in both modes); reason
+# ERROR: skip_bad does not skip it (the folder or list is wrong, not one sample).
 CASES = [
     (_rafdb, _zero_byte, "empty file", "undecodable image"),
     (_rafdb, _text_as_image, "not an image", "undecodable image"),
@@ -154,6 +177,9 @@ CASES = [
     (_rafdb, _append("train_00042.jpg 3"), "not found", "missing file"),
     (_ran_list, _append(",,"), ":6: no image name", "malformed list line"),
     (_ran_list, _append("test_0004_aligned happy 4"), "expected an integer", "malformed list line"),
+    (_ran_list, _pose_label_mismatch, "differs from", ERROR),
+    (_ferplus_folders, _zero_byte, "empty file", "undecodable image"),
+    (_ferplus_folders, _text_as_image, "not an image", "undecodable image"),
     (_affectnet_csv, _zero_byte, "empty file", "undecodable image"),
     (_affectnet_csv, _text_as_image, "not an image", "undecodable image"),
     (_affectnet_csv, _append("1/short.jpg,1"), ":5: wrong number of fields", "malformed line"),
@@ -176,7 +202,9 @@ CASES = [
     (_folder, _text_as_image, "not an image", "undecodable image"),
     (_folder, _hidden, None, "hidden file ignored"),
     (_folder, _gif, None, "non-image file ignored (.gif)"),
+    (_folder, _class_folder("smiling"), "unknown expression label 'smiling'", ERROR),
     (_fedro, _zero_byte, "empty file", "undecodable image"),
+    (_fedro, _class_folder("contempt"), "FED-RO has 7 classes", ERROR),
     (_fedro, _hidden, None, "hidden file ignored"),
     (_fedro, _gif, None, "non-image file ignored (.gif)"),
     (_manifest, _zero_byte, "empty file", "undecodable image"),
@@ -235,6 +263,9 @@ def test_check_and_cache_agree_on_every_fault(case, tmp_path, capsys, monkeypatc
 
     status, split, text = _check(capsys, replica, skip=True)
     cache_status, cache_text = _cache(capsys, replica, skip=True)
+    if reason == ERROR:
+        assert (status, cache_status) == (1, 2) and message in text and message in cache_text
+        return
     assert status == 0 and cache_status == 0, text + cache_text
     assert split["skipped"][reason] == 1, split["skipped"]  # skipped AND counted
     assert f"skipped: 1 {reason}" in text and f"skipped: 1 {reason}" in cache_text
