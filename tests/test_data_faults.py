@@ -300,9 +300,12 @@ def test_zero_images_is_an_error_for_list_formats(tmp_path, capsys):
     assert status == 1 and "train: ERROR no images in split 'train'" in text, text
 
 
-def test_all_images_skipped_is_an_error(tmp_path, capsys):
-    make_folder_tree(tmp_path, {"train": {"happy": 1}})
-    (tmp_path / "train/happy/0.png").write_bytes(b"")
-    spec = f"folder:{tmp_path}"
+def test_all_images_skipped_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FERMIXNET_CACHE", str(tmp_path / "cache"))
+    make_folder_tree(tmp_path / "d", {"train": {"happy": 1}})
+    (tmp_path / "d/train/happy/0.png").write_bytes(b"")
+    spec = f"folder:{tmp_path / 'd'}"
     status, text = _run(capsys, "data", "check", "--data", spec, "--skip-bad")
     assert status == 1 and "no readable images" in text, text
+    status, text = _run(capsys, "data", "cache", "--data", spec, "--skip-bad", "--size", "8")
+    assert status == 2 and "none of the 1 images could be decoded" in text, text

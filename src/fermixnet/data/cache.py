@@ -288,6 +288,11 @@ def _write_cache(
         array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                           shape=(n, size[0], size[1], 3))  # fmt: skip
         failed = _fill(dataset, array, size, method, workers, on_error, progress)
+        if n and len(failed) == n:  # training on nothing is never what was meant
+            raise ImageReadError(
+                f"{dataset.name}:{dataset.split}: none of the {n} images could be decoded "
+                f"(first: {failed[min(failed)]})"
+            )
         array.flush()
         del array
         meta = _cache_meta(dataset, size, method, key, failed)
