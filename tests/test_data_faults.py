@@ -277,8 +277,9 @@ def test_check_and_cache_agree_on_every_fault(case, tmp_path, capsys, monkeypatc
         lambda root: (root / "train").mkdir(parents=True),  # a root with only an empty train/
         lambda root: root.mkdir(),  # an empty folder
         lambda root: make_folder_tree(root, {"train": {"happy": 0}}),  # an empty class folder
+        lambda root: root.write_text("a file, not a folder"),
     ],
-    ids=["empty-train", "empty-root", "empty-class"],
+    ids=["empty-train", "empty-root", "empty-class", "root-is-a-file"],
 )
 @pytest.mark.parametrize("adapter", ["folder", "fedro"])
 def test_empty_folders_are_errors(make, adapter, tmp_path, capsys):
@@ -309,3 +310,11 @@ def test_all_images_skipped_is_an_error(tmp_path, capsys, monkeypatch):
     assert status == 1 and "no readable images" in text, text
     status, text = _run(capsys, "data", "cache", "--data", spec, "--skip-bad", "--size", "8")
     assert status == 2 and "none of the 1 images could be decoded" in text, text
+
+
+def test_an_os_error_is_a_clean_user_error(tmp_path, capsys):
+    make_folder_tree(tmp_path / "d", {"train": {"happy": 1}})
+    (tmp_path / "file").write_text("x")
+    status, text = _run(capsys, "data", "cache", "--data", f"folder:{tmp_path / 'd'}",
+                        "--cache-dir", str(tmp_path / "file" / "cache"))  # fmt: skip
+    assert status == 2 and "fermixnet data: error:" in text and "file" in text, text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset
-from fermixnet.data.folder import class_index, scan_class_folders
+from fermixnet.data.folder import class_index, require_folder, scan_class_folders
 from fermixnet.data.registry import as_bool, check_split, register_dataset
 
 EXPECTED = 400
@@ -52,6 +52,7 @@ def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) 
         ValueError: a folder that is not an expression (e.g. contempt, which FED-RO lacks).
     """
     split = check_split("fedro", split, ("test", "all"))
+    require_folder("fedro", root)
     base = _class_root(root)
     report = DatasetReport(expected=EXPECTED)
     samples = scan_class_folders(

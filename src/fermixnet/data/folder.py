@@ -104,6 +104,16 @@ def _find_split_dir(root: Path, split: str) -> Path:
     )
 
 
+def require_folder(name: str, root: Path) -> None:
+    """Raise a clear error when `root` is a file where a folder of images is expected.
+
+    Raises:
+        ValueError: naming the adapter and the path.
+    """
+    if not root.is_dir():
+        raise ValueError(f"{name}: data root {root} is a file; expected a folder (docs/data.md)")
+
+
 def count_ignored(path: Path, report: DatasetReport) -> bool:
     """Whether `path` is an image file to read; anything else in an image folder is counted.
 
@@ -182,6 +192,7 @@ def folder_dataset(
         skip_bad: skip empty class folders (counted in the report) instead of failing.
     """
     split = check_split("folder", split, ("train", "val", "test", "all"))
+    require_folder("folder", root)
     cmap = parse_class_map(class_map)
     report = DatasetReport()
     present = {s: d for s in _SPLIT_DIRS if (d := _split_dir_or_none(root, s)) is not None}
