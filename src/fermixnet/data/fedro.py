@@ -46,7 +46,7 @@ def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) 
     Args:
         root: the folder holding the class folders (or a folder with a single such subfolder).
         split: test or all.
-        skip_bad: skip empty class folders (counted) instead of failing.
+        skip_bad: skip empty class folders and undecodable images (counted) instead of failing.
 
     Raises:
         ValueError: a folder that is not an expression (e.g. contempt, which FED-RO lacks).

@@ -189,7 +189,7 @@ def folder_dataset(
         split: train, val, test or all.
         num_classes: 7 or 8; by default 8 when a contempt folder exists in any split, else 7.
         class_map: folder name -> class (`src:dst;...` or a preset, see `parse_class_map`).
-        skip_bad: skip empty class folders (counted in the report) instead of failing.
+        skip_bad: skip empty class folders and undecodable images (counted) instead of failing.
     """
     split = check_split("folder", split, ("train", "val", "test", "all"))
     require_folder("folder", root)
