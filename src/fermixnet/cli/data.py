@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--split", action="append", help="split to check (repeatable)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--skip-bad", action="store_true",
-                       help="skip bad list lines / missing files (counted) instead of failing")
+                       help="skip bad list lines / missing / undecodable images (counted)")
     check.add_argument("--workers", type=int, default=None, help="decoding threads")
     check.set_defaults(func=run_check)
 
