@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        # User errors: one clear line, no traceback.
+    except (ValueError, OSError) as err:
+        # User errors (bad input, a file missing or not readable): one clear line, no traceback.
         print(f"fermixnet {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

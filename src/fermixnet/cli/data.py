@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--split", action="append", help="split to check (repeatable)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--skip-bad", action="store_true",
-                       help="skip bad list lines / missing files (counted) instead of failing")
+                       help="skip bad list lines / missing / undecodable images (counted)")
     check.add_argument("--workers", type=int, default=None, help="decoding threads")
     check.set_defaults(func=run_check)
 
@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--size", type=int, nargs="+", default=[224], help="H [W] (default 224)")
     cache.add_argument("--cache-dir", default=None, help="default $FERMIXNET_CACHE or ~/.cache")
     cache.add_argument("--workers", type=int, default=None, help="decoding threads")
-    cache.add_argument("--skip-bad", action="store_true", help="skip undecodable images")
+    cache.add_argument("--skip-bad", action="store_true",
+                       help="skip bad list lines / missing / undecodable images (counted)")
     cache.set_defaults(func=run_cache)
 
     listing = data_subparsers.add_parser("list", help="list the data set adapters")
@@ -89,9 +90,13 @@ def run_cache(args: argparse.Namespace) -> int:
     dataset = open_datasets(specs, args.split)
     cached = build_cache(
         dataset, size, args.cache_dir, workers=args.workers,
-        on_error="skip" if args.skip_bad else "raise", progress=sys.stderr.isatty(),
+        on_error="skip" if args.skip_bad else None, progress=sys.stderr.isatty(),
     )  # fmt: skip
-    print(f"{cached.path}: {len(cached)} images {size[0]}x{size[1]}, {len(cached.skipped)} skipped")
+    record = cached.skip_record()
+    total = sum(record["skipped"].values())
+    print(f"{cached.path}: {len(cached)} images {size[0]}x{size[1]}, {total} skipped")
+    for reason, count in sorted(record["skipped"].items()):
+        print(f"  skipped: {count} {reason}")
     return 0
 
 

@@ -25,7 +25,14 @@ from PIL import Image
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
-from fermixnet.data.imageio import ImageReadError, pil_to_rgb_array
+from fermixnet.data.folder import count_ignored
+from fermixnet.data.imageio import (
+    ImageInfo,
+    ImageReadError,
+    check_not_empty,
+    decode_error,
+    pil_to_rgb_array,
+)
 from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
 from fermixnet.data.sampling import class_balanced_downsample
 from fermixnet.data.subsets import attach_lists
@@ -45,32 +52,58 @@ LISTS = {
 class AffectNetCSVDataset(FERDataset):
     """AffectNet's original release: each sample is its face box cropped from the full image."""
 
-    def __init__(self, samples: list[Sample], boxes: np.ndarray, **kw: Any) -> None:
+    def __init__(
+        self, samples: list[Sample], boxes: np.ndarray, lines: np.ndarray | None = None,
+        table: str = "", **kw: Any,
+    ) -> None:  # fmt: skip
         super().__init__(samples, **kw)
         self.boxes = boxes  # (N, 4) x, y, width, height
+        self.lines = lines  # (N,) line of each sample in `table`, named in errors
+        self.table = table
 
     def load(self, index: int) -> np.ndarray:
         path = self.samples[index].path
-        x, y, w, h = (int(v) for v in self.boxes[index])
         try:
+            check_not_empty(Path(path), None)
             with Image.open(path) as image:
                 image.load()
-                # The box is clipped to the image: a few boxes reach past the border.
-                box = (max(x, 0), max(y, 0), min(x + w, image.width), min(y + h, image.height))
-                if box[2] <= box[0] or box[3] <= box[1]:
-                    raise ImageReadError(f"face box {x},{y},{w},{h} lies outside {path}")
+                box = self.crop_box(index, image.width, image.height)
                 return pil_to_rgb_array(image.crop(box))
         except FileNotFoundError:
             raise FileNotFoundError(f"image file not found: {path}") from None
-        except (OSError, SyntaxError) as err:
-            raise ImageReadError(f"cannot decode image {path}: {err}") from err
+        except (OSError, SyntaxError, ValueError) as err:
+            raise decode_error(path, err) from err
+
+    def crop_box(self, index: int, width: int, height: int) -> tuple[int, int, int, int]:
+        """The face box of sample `index` clipped to a `width` x `height` image (PIL order).
+
+        A few released boxes reach past the border, so the box is clipped.
+
+        Raises:
+            ImageReadError: the box lies entirely outside the image.
+        """
+        x, y, w, h = (int(v) for v in self.boxes[index])
+        box = (max(x, 0), max(y, 0), min(x + w, width), min(y + h, height))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            where = f"{self.table}:{self.lines[index]}: " if self.lines is not None else ""
+            raise ImageReadError(
+                f"{where}face box x={x} y={y} width={w} height={h} lies outside the "
+                f"{width}x{height} image {self.samples[index].path}"
+            )
+        return box
+
+    def validate(self, index: int, info: ImageInfo) -> None:
+        self.crop_box(index, info.width, info.height)
 
     def sample_id(self, index: int) -> str:
         return f"{self.samples[index].path}#{','.join(str(int(v)) for v in self.boxes[index])}"
 
 
-def _label(code_text: str, where: str, num_classes: int, report: DatasetReport) -> int | None:
-    if not code_text.strip().lstrip("-").isdigit():
+def _label(
+    code_text: str | None, where: str, num_classes: int, report: DatasetReport
+) -> int | None:
+    code_text = (code_text or "").strip()
+    if not code_text.lstrip("-").isdigit():
         raise ValueError(f"{where}: expression {code_text!r} is not an integer code 0-10")
     code = int(code_text)
     if code in DROPPED_CODES:
@@ -84,6 +117,19 @@ def _label(code_text: str, where: str, num_classes: int, report: DatasetReport) 
     return labels.AFFECTNET_TO_CANONICAL[code]
 
 
+def _box(row: dict, where: str) -> list[int]:
+    values = []
+    for key in REQUIRED[1:5]:
+        text = (row.get(key) or "").strip()
+        try:
+            values.append(int(float(text)))
+        except ValueError:
+            raise ValueError(f"{where}: {key} {text!r} is not a number") from None
+    if values[2] <= 0 or values[3] <= 0:
+        raise ValueError(f"{where}: face box width and height must be positive, got {values[2:]}")
+    return values
+
+
 def _first(paths: list[Path], what: str) -> Path:
     for path in paths:
         if path.exists():
@@ -94,42 +140,73 @@ def _first(paths: list[Path], what: str) -> Path:
 
 def _read_csv(
     root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
-) -> tuple[list[Sample], np.ndarray]:
+) -> tuple[list[Sample], np.ndarray, np.ndarray, str]:
+    """Samples, face boxes (N, 4), CSV line numbers (N,) and the CSV file of one split."""
     name = CSV_FILES[split]
     table = _first([root / "Manually_Annotated_file_lists" / name, root / name], name)
     images = _first([root / "Manually_Annotated_Images",
                      root / "Manually_Annotated" / "Manually_Annotated_Images"],
                     "Manually_Annotated_Images")  # fmt: skip
     report.sources.append(str(table))
-    samples, boxes = [], []
+    samples, boxes, lines = [], [], []
     meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
     with open(table, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{table}:1: header lacks {', '.join(missing)}")
-        for row in reader:
+        try:
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{table}:1: header lacks {', '.join(missing)}")
+            for row in reader:
+                found = _csv_row(row, f"{table}:{reader.line_num}", images, n, report, skip_bad)
+                if found is not None:
+                    samples.append(Sample(str(found[0]), found[1], meta))
+                    boxes.append(found[2])
+                    lines.append(reader.line_num)
+        except csv.Error as err:
             where = f"{table}:{reader.line_num}"
-            try:
-                label = _label(row["expression"] or "", where, n, report)
-                if label is None:
-                    continue
-                box = [int(float(row[k])) for k in REQUIRED[1:5]]
-            except (ValueError, TypeError) as err:
-                if not skip_bad:
-                    message = str(err) if where in str(err) else f"{where}: {err}"
-                    raise ValueError(message) from None
-                report.skip("malformed line")
-                continue
-            path = images / row["subDirectory_filePath"].strip()
-            if not path.is_file():
-                if not skip_bad:
-                    raise FileNotFoundError(f"{where}: image {path} not found")
-                report.skip("missing file")
-                continue
-            samples.append(Sample(str(path), label, meta))
-            boxes.append(box)
-    return samples, np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+            raise ValueError(f"{where}: not a readable CSV line ({err})") from None
+    boxes_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    return samples, boxes_array, np.asarray(lines, dtype=np.int64), str(table)
+
+
+def _csv_row(
+    row: dict, where: str, images: Path, n: int, report: DatasetReport, skip_bad: bool
+) -> tuple[Path, int, list[int]] | None:
+    """(image, label, box) of one CSV row; None when the row is dropped (counted)."""
+    try:
+        if None in row or any(v is None for v in row.values()):
+            raise ValueError(f"{where}: wrong number of fields; expected one per header column")
+        rel = row["subDirectory_filePath"].strip()
+        if not rel:
+            raise ValueError(f"{where}: empty subDirectory_filePath")
+        label = _label(row["expression"], where, n, report)
+        if label is None:
+            return None
+        box = _box(row, where)
+    except ValueError as err:
+        if not skip_bad:
+            message = str(err) if where in str(err) else f"{where}: {err}"
+            raise ValueError(message) from None
+        report.skip("malformed line")
+        return None
+    path = images / rel
+    if not path.is_file():
+        if not skip_bad:
+            raise FileNotFoundError(f"{where}: image {path} not found")
+        report.skip("missing file")
+        return None
+    return path, label, box
+
+
+def _read_code(exp: Path, n: int, report: DatasetReport) -> int | None:
+    """Canonical label from an `<id>_exp.npy` file (None: a dropped code, counted)."""
+    if exp.stat().st_size == 0:
+        raise ValueError(f"{exp}: empty file (0 bytes); expected a .npy holding the code")
+    try:
+        code = np.load(exp, allow_pickle=False)  # a 0-d array holding the code as text
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{exp}: not a readable .npy file ({err})") from None
+    return _label(str(code.reshape(-1)[0]) if code.size else "", str(exp), n, report)
 
 
 def _read_npy(
@@ -141,20 +218,27 @@ def _read_npy(
         raise FileNotFoundError(f"affectnet: {images} or {annotations} not found")
     samples = []
     meta = {"split": split}  # shared by all samples (never mutated)
-    for path in sorted(p for p in images.iterdir() if p.is_file()):
+    files = sorted(images.iterdir())
+    for path in files:
+        if not count_ignored(path, report):
+            continue
         exp = annotations / f"{path.stem}_exp.npy"
         try:
             if not exp.is_file():
                 raise FileNotFoundError(f"affectnet: annotation {exp} for {path.name} not found")
-            code = np.load(exp, allow_pickle=False)  # a 0-d array holding the code as text
-            label = _label(str(code.reshape(-1)[0]) if code.size else "", str(exp), n, report)
-        except (ValueError, FileNotFoundError, OSError):
+            label = _read_code(exp, n, report)
+        except (ValueError, OSError):
             if not skip_bad:
                 raise
             report.skip("bad annotation")
             continue
         if label is not None:
             samples.append(Sample(str(path), label, meta))
+    stems = {p.stem for p in files}
+    orphans = [a for a in annotations.glob("*_exp.npy") if a.name[: -len("_exp.npy")] not in stems]
+    if orphans:
+        report.skip("annotation without image", len(orphans))
+        report.notes.append(f"{len(orphans)} annotations without an image, e.g. {orphans[0]}")
     return samples
 
 
@@ -186,7 +270,8 @@ def affectnet_dataset(
         occlusion_list: RAN's Occlusion-AffectNet list (default `occlusion_affectnet_list.txt`).
         pose30_list: Pose-AffectNet >30 list (default `pose_30_affectnet_list.txt`).
         pose45_list: Pose-AffectNet >45 list (default `pose_45_affectnet_list.txt`).
-        skip_bad: skip malformed lines and missing images (counted) instead of failing.
+        skip_bad: skip malformed lines (annotations and subset lists), missing and undecodable
+            images (counted) instead of failing.
     """
     split = check_split("affectnet", split, ("train", "val", "test"))
     n = as_int(num_classes, "num_classes")
@@ -197,14 +282,14 @@ def affectnet_dataset(
         layout = "npy" if (root / NPY_SETS[split]).is_dir() else "csv"
     if layout not in ("csv", "npy"):
         raise ValueError(f"affectnet: layout must be auto, csv or npy, got {layout!r}")
-    boxes = None
+    boxes = lines = None
     if layout == "csv":
-        samples, boxes = _read_csv(root, split, n, report, skip)
+        samples, boxes, lines, table = _read_csv(root, split, n, report, skip)
     else:
         samples = _read_npy(root, split, n, report, skip)
     explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}
     samples = attach_lists(samples, [root], LISTS, explicit, report,
-                           label_map=labels.AFFECTNET_TO_CANONICAL)  # fmt: skip
+                           label_map=labels.AFFECTNET_TO_CANONICAL, skip_bad=skip)  # fmt: skip
     if balance not in ("none", "downsample"):
         raise ValueError(f"affectnet: balance must be none or downsample, got {balance!r}")
     if balance == "downsample":
@@ -213,8 +298,9 @@ def affectnet_dataset(
         report.skip("down-sampled (balance)", len(samples) - len(keep))
         samples = [samples[i] for i in keep]
         boxes = boxes[keep] if boxes is not None else None
+        lines = lines[keep] if lines is not None else None
     common = {"classes": labels.class_names(n), "name": "affectnet", "root": root,
               "split": split, "report": report}  # fmt: skip
     if boxes is not None:
-        return AffectNetCSVDataset(samples, boxes, **common)
+        return AffectNetCSVDataset(samples, boxes, lines, table, **common)
     return FERDataset(samples, expected_size=(224, 224), **common)

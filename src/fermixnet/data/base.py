@@ -50,6 +50,8 @@ class DatasetReport:
         sources: files whose content defines the samples (label lists, CSVs); part of cache keys.
         lists: subset list file name -> {"entries", "duplicates", "found", "missing",
             "label_mismatches"}: how many list entries were found among the images.
+        skip_bad: the bad-sample policy the data set was read with (set by `create_dataset`);
+            the cache skips undecodable images only when it is true.
     """
 
     expected: int | None = None
@@ -57,6 +59,7 @@ class DatasetReport:
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     lists: dict[str, dict[str, int]] = field(default_factory=dict)
+    skip_bad: bool = False
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count `count` entries dropped for `reason`."""
@@ -70,6 +73,7 @@ class DatasetReport:
             "notes": list(self.notes),
             "sources": list(self.sources),
             "lists": {k: dict(v) for k, v in self.lists.items()},
+            "skip_bad": self.skip_bad,
         }
 
 
@@ -140,6 +144,13 @@ class FERDataset:
         """A string that identifies the pixels of sample `index` (for cache keys)."""
         return self.samples[index].path
 
+    def validate(self, index: int, info: ImageInfo) -> None:
+        """Raise `ImageReadError` if `load(index)` would refuse a file described by `info`.
+
+        `data check` probes each file once and calls this, so it finds everything the cache will
+        refuse (e.g. an AffectNet face box outside its image) without a second decode.
+        """
+
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         """Files whose size and mtime decide whether a cache of these samples is still valid.
 
@@ -209,6 +220,9 @@ class _SubsetDataset(FERDataset):
 
     def sample_id(self, index: int) -> str:
         return self.parent.sample_id(self.indices[index])
+
+    def validate(self, index: int, info: ImageInfo) -> None:
+        self.parent.validate(self.indices[index], info)
 
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         chosen = self.indices if indices is None else [self.indices[i] for i in indices]

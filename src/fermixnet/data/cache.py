@@ -3,8 +3,9 @@
 `build_cache(ds, size)` decodes every sample once (thread pool; PIL releases the GIL while
 decoding and resizing), resizes it to (H, W) and writes `<key>.npy` (uint8, (N, H, W, 3)) plus
 `<key>.json` (labels, subsets, what was skipped). The key hashes the source files' paths, sizes and
-mtimes, the samples' ids, labels and meta, the size and the resize method, so a changed source gives
-a new key and a rebuild. Both files are written under temporary names and `os.replace`d, the JSON
+mtimes, the samples' ids, labels and meta, the size, the resize method and the bad-sample policy
+(`on_error`), so a changed source gives a new key and a rebuild, and a strict run never reuses a
+cache that skipped images. Both files are written under temporary names and `os.replace`d, the JSON
 last: an interrupted build leaves no cache that looks valid. The cache lives under
 `$FERMIXNET_CACHE` (default `~/.cache/fermixnet`), never inside the data folder.
 """
@@ -28,6 +29,7 @@ from fermixnet.data.base import FERDataset
 from fermixnet.data.imageio import ImageReadError, resize_rgb
 
 CACHE_FORMAT = 1
+MAX_LISTED = 20  # decode errors listed by name in `CachedImages.skip_record`
 
 
 def default_cache_dir() -> Path:
@@ -38,11 +40,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "fermixnet"
 
 
-def sample_digest(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
-    """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method."""
+def sample_digest(
+    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise"
+) -> str:
+    """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method and
+    the bad-sample policy `on_error`."""
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "size": list(size), "method": method,
-            "classes": list(dataset.classes)}  # fmt: skip
+            "classes": list(dataset.classes), "on_error": on_error}  # fmt: skip
     digest.update(json.dumps(head, sort_keys=True).encode())
     for i, sample in enumerate(dataset.samples):
         meta = json.dumps(dict(sample.meta), sort_keys=True)
@@ -50,9 +55,11 @@ def sample_digest(dataset: FERDataset, size: tuple[int, int], method: str) -> st
     return digest.hexdigest()
 
 
-def cache_key(dataset: FERDataset, size: tuple[int, int], method: str) -> str:
+def cache_key(
+    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise"
+) -> str:
     """SHA-256 over `sample_digest` and the source files' (path, size, mtime)."""
-    digest = hashlib.sha256(sample_digest(dataset, size, method).encode())
+    digest = hashlib.sha256(sample_digest(dataset, size, method, on_error).encode())
     for path in dataset.source_files():
         try:
             stat = os.stat(path)
@@ -73,6 +80,9 @@ class CachedImages:
         size: (H, W).
         subsets: evaluation subsets as positions in this cache.
         skipped: [(dataset index, reason)] of samples that failed to decode (with `on_error=skip`).
+        policy: the `on_error` it was built with (`raise` or `skip`).
+        read_skipped: reason -> count of entries the adapter dropped before decoding (malformed
+            lines, missing files, ignored files, ...; `DatasetReport.skipped`).
     """
 
     def __init__(self, path: str | Path, meta: dict[str, Any]) -> None:
@@ -85,6 +95,8 @@ class CachedImages:
         self.size: tuple[int, int] = (int(meta["size"][0]), int(meta["size"][1]))
         self.subsets: dict[str, list[int]] = {k: list(v) for k, v in meta["subsets"].items()}
         self.skipped: list[tuple[int, str]] = [tuple(x) for x in meta.get("skipped", [])]
+        self.policy: str = meta.get("on_error", "raise")
+        self.read_skipped: dict[str, int] = dict(meta.get("read_skipped", {}))
         self.meta = meta
         self._images: np.ndarray | None = None
 
@@ -97,6 +109,23 @@ class CachedImages:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def skip_record(self) -> dict[str, Any]:
+        """What this cache lacks compared with the data folder, and why (for run folders).
+
+        Returns:
+            {"dataset", "split", "root", "on_error", "images", "skipped": {reason: count},
+            "undecodable": first `MAX_LISTED` decode errors}; `skipped` adds the adapter's
+            counts (`read_skipped`) to `undecodable image` (decode failures, `on_error=skip`).
+        """
+        skipped = dict(self.read_skipped)
+        if self.skipped:
+            skipped["undecodable image"] = len(self.skipped)
+        return {
+            "dataset": self.meta.get("dataset", ""), "split": self.meta.get("split", ""),
+            "root": self.meta.get("root", ""), "on_error": self.policy, "images": len(self),
+            "skipped": skipped, "undecodable": [r for _, r in self.skipped[:MAX_LISTED]],
+        }  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -142,6 +171,25 @@ class ImageTensorDataset(torch.utils.data.Dataset):
         return image, int(self.labels[index])
 
 
+def skip_records(*datasets: Any) -> list[dict[str, Any]]:
+    """`CachedImages.skip_record` of every cache under torch datasets, once per cache.
+
+    Walks `Subset`, `ConcatDataset` and `ImageTensorDataset` (None entries are ignored), so a run
+    can record in its folder how many images each of its data sets skipped and why.
+    """
+    records: dict[str, dict[str, Any]] = {}
+    stack = [d for d in datasets if d is not None]
+    while stack:
+        ds = stack.pop(0)
+        if isinstance(ds, ImageTensorDataset):
+            records.setdefault(ds.cached.key, ds.cached.skip_record())
+        elif isinstance(ds, torch.utils.data.Subset):
+            stack.append(ds.dataset)
+        elif isinstance(ds, torch.utils.data.ConcatDataset):
+            stack.extend(ds.datasets)
+    return list(records.values())
+
+
 def _cache_stem(dataset: FERDataset, size: tuple[int, int]) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset.name or 'data'}-{dataset.split}")
     return f"{name}-{size[0]}x{size[1]}"
@@ -178,7 +226,7 @@ def build_cache(
     *,
     method: str = "bilinear",
     workers: int | None = None,
-    on_error: str = "raise",
+    on_error: str | None = None,
     progress: bool = False,
 ) -> CachedImages:
     """Return the cache of `dataset` at `size`, building it when absent or stale.
@@ -189,26 +237,31 @@ def build_cache(
         cache_dir: where caches live (default `default_cache_dir()`); not inside the data folder.
         method: resize filter (bilinear, bicubic, lanczos, nearest).
         workers: decoding threads (default: min(8, CPU count)).
-        on_error: `raise` on an undecodable image, or `skip` it (listed in `skipped`).
+        on_error: `raise` on an undecodable image, or `skip` it (listed in `skipped`); default
+            the data set's policy: `skip` when it was read with `skip_bad`, else `raise`. Part
+            of the cache key.
         progress: show a tqdm bar.
 
     Raises:
         ImageReadError / FileNotFoundError: a bad or missing image with `on_error="raise"`.
         ValueError: bad arguments, or `cache_dir` inside the data folder.
     """
+    if on_error is None:
+        on_error = "skip" if dataset.report.skip_bad else "raise"
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     resize_rgb(np.zeros((1, 1, 3), np.uint8), (1, 2), method)  # validates `method` early
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     _check_outside_data(cache_dir, dataset)
-    key = cache_key(dataset, size, method)
+    key = cache_key(dataset, size, method, on_error)
     # <name>-<split>-<HxW>-<which samples>-<which file versions>: a changed source file replaces
     # the cache of the same samples; other variants (options, roots) keep their own caches.
-    stem = f"{_cache_stem(dataset, size)}-{sample_digest(dataset, size, method)[:12]}"
+    stem = f"{_cache_stem(dataset, size)}-{sample_digest(dataset, size, method, on_error)[:12]}"
     json_path = cache_dir / f"{stem}-{key[:16]}.json"
     cached = open_cache(json_path, key)
     if cached is not None:
+        cached.read_skipped = dict(dataset.report.skipped)  # this reading's counts, not the build's
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress)
@@ -235,9 +288,15 @@ def _write_cache(
         array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                           shape=(n, size[0], size[1], 3))  # fmt: skip
         failed = _fill(dataset, array, size, method, workers, on_error, progress)
+        if n and len(failed) == n:  # training on nothing is never what was meant
+            raise ImageReadError(
+                f"{dataset.name}:{dataset.split}: none of the {n} images could be decoded "
+                f"(first: {failed[min(failed)]})"
+            )
         array.flush()
         del array
         meta = _cache_meta(dataset, size, method, key, failed)
+        meta.update(on_error=on_error, read_skipped=dict(dataset.report.skipped))
         tmp_json.write_text(json.dumps(meta))
         os.replace(tmp_npy, json_path.with_suffix(".npy"))
         os.replace(tmp_json, json_path)  # the JSON is the commit marker: written last

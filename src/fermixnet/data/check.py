@@ -10,6 +10,7 @@ cannot be read, or images cannot be decoded) make `CheckResult.ok` false; the re
 
 from __future__ import annotations
 
+import csv
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,8 @@ DEFAULT_SPLITS = {
     "fedro": ("test",),
 }
 MAX_EXAMPLES = 10
+# What reading a malformed data folder may raise; anything else is a bug, not a data problem.
+_READ_ERRORS = (ValueError, OSError, EOFError, csv.Error)
 
 
 @dataclass
@@ -55,11 +58,12 @@ class SplitCheck:
     skipped: dict[str, int] = field(default_factory=dict)
     lists: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    skip_bad: bool = False
 
     @property
     def ok(self) -> bool:
-        """No error and every image decodable."""
-        return not self.error and not self.unreadable
+        """No error, and every image decodable unless `skip_bad` (the cache then skips them)."""
+        return not self.error and (self.skip_bad or not self.unreadable)
 
 
 @dataclass
@@ -86,8 +90,10 @@ class CheckResult:
 def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, Fingerprint | None]:
     """(info or None, error message, fingerprint of the decoded pixels) of one sample."""
     try:
-        return ds.inspect(index), "", fingerprint(ds.load(index))
-    except (ImageReadError, OSError, ValueError) as err:  # ValueError: e.g. a box off the image
+        info = ds.inspect(index)
+        ds.validate(index, info)  # what `load` would refuse beyond decoding (face boxes)
+        return info, "", fingerprint(ds.load(index))
+    except (ImageReadError, *_READ_ERRORS) as err:
         return None, str(err), None
 
 
@@ -98,7 +104,8 @@ def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
 
 def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck, list[Entry]]:
     """`check_split` and the entries of the duplicate report."""
-    result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected)
+    result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected,
+                        skip_bad=ds.report.skip_bad)  # fmt: skip
     result.per_class = ds.class_counts()
     result.skipped = dict(ds.report.skipped)
     result.lists = {k: dict(v) for k, v in ds.report.lists.items()}
@@ -121,6 +128,10 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
             split = sample.meta.get("split") or ds.split
             entries.append(Entry(split, ds.sample_id(i), sample.label, printed))
     result.kinds, result.sizes = dict(kinds), dict(sizes.most_common(MAX_EXAMPLES))
+    if result.skip_bad and result.unreadable:
+        result.skipped["undecodable image"] = len(result.unreadable)
+    if len(ds) == len(result.unreadable):  # train and cache refuse a data set without images
+        result.error = f"no {'readable ' if len(ds) else ''}images in split {ds.split!r}"
     return result, entries
 
 
@@ -149,7 +160,7 @@ def check_dataset(
     for split in _splits_to_check(name, splits):
         try:
             ds = create_dataset(name, root, split, **(options or {}))
-        except (ValueError, OSError) as err:  # OSError: e.g. a list we may not read
+        except _READ_ERRORS as err:  # OSError: e.g. a list we may not read
             absent = "split folder" in str(err) or "only split=all" in str(err)
             if absent and not requested:
                 continue  # a generic layout without this split
@@ -167,7 +178,7 @@ def check_dataset(
             checked, entries = _check_split(everything, workers)
             results.append(checked)
             classes = everything.classes
-        except (ValueError, OSError) as err:
+        except _READ_ERRORS as err:
             results.append(SplitCheck(split="all", error=str(err)))
     duplicates = find_duplicates(entries, lambda label: classes[label])
     return CheckResult(name=name, root=str(root), splits=results, duplicates=duplicates)
@@ -187,7 +198,7 @@ def format_check(result: CheckResult) -> str:
     """Human-readable report, one block per split, problems last."""
     lines = [f"{result.name} at {result.root}: {'OK' if result.ok else 'ERRORS'}"]
     for s in result.splits:
-        if s.error:
+        if s.error and not s.images:
             lines.append(f"  {s.split}: ERROR {s.error}")
             continue
         expected = f" (expected {s.expected})" if s.expected is not None else ""
@@ -201,10 +212,13 @@ def format_check(result: CheckResult) -> str:
         for reason, count in s.skipped.items():
             lines.append(f"    skipped: {count} {reason}")
         lines.extend(f"    note: {note}" for note in s.notes)
+        if s.error:
+            lines.append(f"    ERROR: {s.error}")
         if s.duplicate_entries:
             lines.append(f"    warning: {s.duplicate_entries} duplicate entries")
         if s.unreadable:
-            lines.append(f"    ERROR: {len(s.unreadable)} unreadable images")
+            level = "skipped (skip_bad)" if s.skip_bad else "ERROR"
+            lines.append(f"    {level}: {len(s.unreadable)} unreadable images")
             lines.extend(f"      {e}" for e in s.unreadable[:MAX_EXAMPLES])
     lines.extend(format_duplicates(result.duplicates))
     return "\n".join(lines)

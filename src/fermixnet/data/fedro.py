@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset
-from fermixnet.data.folder import class_index, scan_class_folders
+from fermixnet.data.folder import class_index, require_folder, scan_class_folders
 from fermixnet.data.registry import as_bool, check_split, register_dataset
 
 EXPECTED = 400
@@ -46,12 +46,13 @@ def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) 
     Args:
         root: the folder holding the class folders (or a folder with a single such subfolder).
         split: test or all.
-        skip_bad: skip empty class folders (counted) instead of failing.
+        skip_bad: skip empty class folders and undecodable images (counted) instead of failing.
 
     Raises:
         ValueError: a folder that is not an expression (e.g. contempt, which FED-RO lacks).
     """
     split = check_split("fedro", split, ("test", "all"))
+    require_folder("fedro", root)
     base = _class_root(root)
     report = DatasetReport(expected=EXPECTED)
     samples = scan_class_folders(

@@ -229,7 +229,7 @@ def ferplus_dataset(
             raise FileNotFoundError(f"ferplus: no {' or '.join(FOLDERS[split])} folder in {root}")
         samples = _read_folder_layout(root, folder, split, label_of, report, skip)
         samples = attach_lists(samples, [root], LISTS, explicit, report,
-                               label_map=labels.FERPLUS_TO_CANONICAL)  # fmt: skip
+                               label_map=labels.FERPLUS_TO_CANONICAL, skip_bad=skip)  # fmt: skip
         return FERDataset(samples, **common)
     if not has_csv:
         raise FileNotFoundError(
@@ -238,6 +238,6 @@ def ferplus_dataset(
         )
     samples, pixels = _read_csv_layout(root, split, label_of, report, skip)
     samples = attach_lists(samples, [root], LISTS, explicit, report,
-                           label_map=labels.FERPLUS_TO_CANONICAL)  # fmt: skip
+                           label_map=labels.FERPLUS_TO_CANONICAL, skip_bad=skip)  # fmt: skip
     csv_files = [str(root / "fer2013.csv"), str(root / "fer2013new.csv")]
     return PixelArrayDataset(samples, pixels, csv_files, **common)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
-from fermixnet.data.imageio import is_image_file
+from fermixnet.data.imageio import IMAGE_EXTENSIONS, is_image_file
 from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
 
 _SPLIT_DIRS: Mapping[str, tuple[str, ...]] = {
@@ -104,6 +104,33 @@ def _find_split_dir(root: Path, split: str) -> Path:
     )
 
 
+def require_folder(name: str, root: Path) -> None:
+    """Raise a clear error when `root` is a file where a folder of images is expected.
+
+    Raises:
+        ValueError: naming the adapter and the path.
+    """
+    if not root.is_dir():
+        raise ValueError(f"{name}: data root {root} is a file; expected a folder (docs/data.md)")
+
+
+def count_ignored(path: Path, report: DatasetReport) -> bool:
+    """Whether `path` is an image file to read; anything else in an image folder is counted.
+
+    Hidden files (`.DS_Store`, `._x.jpg`, ...) count as `hidden file ignored`, other files
+    (`.gif`, `.txt`, ...) as `non-image file ignored (.ext)`; folders are not counted.
+    """
+    if not path.is_file():
+        return False
+    if path.name.startswith("."):
+        report.skip("hidden file ignored")
+        return False
+    if not is_image_file(path):
+        report.skip(f"non-image file ignored ({path.suffix.lower() or 'no extension'})")
+        return False
+    return True
+
+
 def scan_class_folders(
     folder: Path,
     class_map: Mapping[str, str],
@@ -112,22 +139,30 @@ def scan_class_folders(
     skip_bad: bool,
     split: str,
 ) -> list[Sample]:
-    """Samples from `folder/<class>/*.<image ext>`, sorted by path.
+    """Samples from `folder/<class>/*.<image ext>`, sorted by path; other files are counted.
 
     Raises:
-        ValueError: an unknown class folder, or an empty class folder without `skip_bad`.
+        ValueError: no class folders, an unknown class folder, or an empty class folder without
+            `skip_bad`.
     """
     samples: list[Sample] = []
-    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name[0] != "."):
-        label = class_index(class_dir.name, class_map, f"class folder {class_dir}")
-        files = sorted(
-            p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p) and p.name[0] != "."
+    entries = sorted(folder.iterdir())
+    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+    if not class_dirs:
+        raise ValueError(
+            f"{folder} holds no class folders; expected {folder}/<class>/<image> "
+            "(see docs/data.md)"
         )
+    for path in entries:
+        count_ignored(path, report)  # files beside the class folders are never read
+    for class_dir in class_dirs:
+        label = class_index(class_dir.name, class_map, f"class folder {class_dir}")
+        files = [p for p in sorted(class_dir.rglob("*")) if count_ignored(p, report)]
         if not files:
             if not skip_bad:
                 raise ValueError(
                     f"class folder {class_dir} holds no images "
-                    f"(.png/.jpg/.jpeg/.bmp/.webp); remove it or pass skip_bad=1"
+                    f"({'/'.join(IMAGE_EXTENSIONS)}); remove it or pass skip_bad=1"
                 )
             report.skip("empty class folder")
             report.notes.append(f"empty class folder skipped: {class_dir}")
@@ -154,9 +189,10 @@ def folder_dataset(
         split: train, val, test or all.
         num_classes: 7 or 8; by default 8 when a contempt folder exists in any split, else 7.
         class_map: folder name -> class (`src:dst;...` or a preset, see `parse_class_map`).
-        skip_bad: skip empty class folders (counted in the report) instead of failing.
+        skip_bad: skip empty class folders and undecodable images (counted) instead of failing.
     """
     split = check_split("folder", split, ("train", "val", "test", "all"))
+    require_folder("folder", root)
     cmap = parse_class_map(class_map)
     report = DatasetReport()
     present = {s: d for s in _SPLIT_DIRS if (d := _split_dir_or_none(root, s)) is not None}

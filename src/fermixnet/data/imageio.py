@@ -56,6 +56,26 @@ class ImageInfo:
         }.get(self.mode, "other")
 
 
+_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+                  ValueError)  # fmt: skip
+
+
+def decode_error(path: str | Path, err: BaseException) -> ImageReadError:
+    """The error to raise when PIL fails on `path`: names the file and says what is wrong
+    ("empty file", "not an image", or PIL's reason), never PIL's `<_io.BytesIO ...>`."""
+    if isinstance(err, ImageReadError):
+        return err
+    if isinstance(err, UnidentifiedImageError):
+        return ImageReadError(f"cannot decode image {path}: not an image (unknown file format)")
+    return ImageReadError(f"cannot decode image {path}: {err}")
+
+
+def check_not_empty(path: Path, data: bytes | None) -> None:
+    size = len(data) if data is not None else path.stat().st_size
+    if size == 0:
+        raise ImageReadError(f"cannot decode image {path}: empty file (0 bytes)")
+
+
 def is_image_file(path: str | Path) -> bool:
     """Whether the name ends in one of `IMAGE_EXTENSIONS` (case-insensitive)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
@@ -91,15 +111,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
+        check_not_empty(path, None)
         with Image.open(path) as image:
             image.load()  # forces a full decode so truncated files fail here, not later
             image = ImageOps.exif_transpose(image)
             return pil_to_rgb_array(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as err:  # fmt: skip
-        raise ImageReadError(f"cannot decode image {path}: {err}") from err
+    except _DECODE_ERRORS as err:
+        raise decode_error(path, err) from err
 
 
 def probe(path: str | Path, data: bytes | None = None) -> ImageInfo:
@@ -115,15 +135,15 @@ def probe(path: str | Path, data: bytes | None = None) -> ImageInfo:
     """
     path = Path(path)
     try:
+        check_not_empty(path, data)
         with Image.open(io.BytesIO(data) if data is not None else path) as image:
             info = ImageInfo(image.mode, image.width, image.height, image.format or "")
             image.load()
             return info
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as err:  # fmt: skip
-        raise ImageReadError(f"cannot decode image {path}: {err}") from err
+    except _DECODE_ERRORS as err:
+        raise decode_error(path, err) from err
 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int], method: str = "bilinear") -> np.ndarray:

@@ -33,7 +33,7 @@ class ConcatFERDataset(FERDataset):
             raise ValueError("ConcatFERDataset needs at least one data set")
         n = num_classes if num_classes is not None else min(len(d.classes) for d in datasets)
         classes = labels.class_names(n)
-        report = DatasetReport()
+        report = DatasetReport(skip_bad=all(d.report.skip_bad for d in datasets))
         samples, where = [], []
         for member, ds in enumerate(datasets):
             dropped = 0
@@ -70,6 +70,10 @@ class ConcatFERDataset(FERDataset):
     def sample_id(self, index: int) -> str:
         ds, local = self._member(index)
         return f"{ds.name}:{ds.sample_id(local)}"
+
+    def validate(self, index: int, info: ImageInfo) -> None:
+        ds, local = self._member(index)
+        ds.validate(local, info)
 
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         chosen = range(len(self)) if indices is None else indices

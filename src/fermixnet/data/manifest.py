@@ -53,10 +53,13 @@ def read_manifest(
             )
         reader.fieldnames = columns
         samples = []
-        for row in reader:
-            sample = _row_sample(row, path, reader.line_num, base, class_map, report, skip_bad)
-            if sample is not None:
-                samples.append(sample)
+        try:
+            for row in reader:
+                sample = _row_sample(row, path, reader.line_num, base, class_map, report, skip_bad)
+                if sample is not None:
+                    samples.append(sample)
+        except csv.Error as err:
+            raise ValueError(f"{path}:{reader.line_num}: not a readable CSV line ({err})") from None
     return samples
 
 
@@ -116,7 +119,7 @@ def manifest_dataset(
         file: manifest file name inside `root`.
         num_classes: 7 or 8; by default 8 when any row is contempt, else 7.
         class_map: label -> class (`src:dst;...` or a preset, see `folder.parse_class_map`).
-        skip_bad: skip malformed rows and missing images (counted in the report).
+        skip_bad: skip malformed rows, missing and undecodable images (counted in the report).
     """
     split = check_split("manifest", split, ("train", "val", "test", "all"))
     path = _manifest_path(root, file)

@@ -24,6 +24,8 @@ generator) or, for other data sets, from the aligned-face template (eyes at (0.3
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from fermixnet.data import synth_occluder_shapes as shapes
 from fermixnet.data.registry import create_dataset, parse_data_spec
 from fermixnet.data.synth_io import SPLITS, save_png, union_columns, write_manifest
 from fermixnet.data.synth_occluder_shapes import Drawer, FaceFrame, Landmarks
+from fermixnet.fileio import temp_dir
 from fermixnet.labels import CANONICAL
 
 OCCLUSION_TYPES: tuple[str, ...] = ("upper", "lower", "left", "right", "corner", "object")
@@ -274,9 +277,13 @@ def occlude_dataset(
     ``source`` are recorded per image, with the source's other meta columns. Image i of split s
     with type t is drawn from ``np.random.default_rng([seed, s, i, t])``, so output is reproducible.
 
+    Everything is written to a staging folder beside ``out`` that is renamed to ``out`` only when
+    complete, so a failed or interrupted run leaves no half-written data set.
+
     Args:
         data: source data set as ``name:root[,key=value]`` (any adapter of `fermixnet.data`).
-        out: output root (manifest.csv + images/<split>/<type>/).
+        out: output root (manifest.csv + images/<split>/<type>/); must not exist or be empty,
+            and must not lie inside the source data folder (which is never written to).
         types: occlusion types to draw.
         seed: master seed.
         splits: splits of the source to occlude.
@@ -285,23 +292,60 @@ def occlude_dataset(
 
     Returns:
         Path of the written manifest.
+
+    Raises:
+        ValueError: ``out`` inside the source folder (or holding it), ``out`` not empty, or no
+            images in the chosen splits.
     """
     types = parse_types(list(types))
-    root = Path(out)
-    src_root = Path(parse_data_spec(data)[1])
+    root = Path(out).expanduser()
+    src_root = Path(parse_data_spec(data)[1]).expanduser()
+    _check_output(root, src_root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = temp_dir(root.parent, f".{root.name}.partial-")
+    try:
+        rows = []
+        for split in splits:
+            rows += _occlude_split(data, split, src_root, staging, types, seed,
+                                   random_type, keep_clean)  # fmt: skip
+        if not rows:
+            raise ValueError(f"--data {data!r}: no images in split(s) {', '.join(splits)}")
+        write_manifest(staging / "manifest.csv", rows, union_columns(rows))
+        if root.is_dir():
+            root.rmdir()  # empty (checked above): os.replace needs the name free
+        os.replace(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root / "manifest.csv"
+
+
+def _check_output(root: Path, src_root: Path) -> None:
+    """Refuse an output folder inside the source data folder (or holding it), or not empty."""
+    source = (src_root.parent if src_root.is_file() else src_root).resolve()
+    target = root.resolve()
+    if target.is_relative_to(source) or source.is_relative_to(target):
+        raise ValueError(
+            f"--out {root} is inside the source data folder {source} (or holds it); the data "
+            "folder is never written to: choose another --out"
+        )
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ValueError(f"--out {root} exists and is not empty; remove it or choose another --out")
+
+
+def _occlude_split(
+    data: str, split: str, src_root: Path, root: Path, types: tuple[str, ...], seed: int,
+    random_type: bool, keep_clean: bool,
+) -> list[dict]:  # fmt: skip
+    """Write the occluded copies of one split under `root`; their manifest rows."""
+    items, load = _source(data, split)
+    split_id = SPLITS.index(split) if split in SPLITS else len(SPLITS)
     rows = []
-    for split in splits:
-        items, load = _source(data, split)
-        split_id = SPLITS.index(split) if split in SPLITS else len(SPLITS)
-        for i, (path, label, meta) in enumerate(items):
-            chosen = types
-            if random_type:
-                pick = np.random.default_rng([seed, split_id, i, 99]).integers(len(types))
-                chosen = (types[int(pick)],)
-            base = _row(path, src_root, label, split, meta)
-            rows += _occlude_item(load(i), base, chosen, root, (seed, split_id, i), keep_clean)
-    if not rows:
-        raise ValueError(f"--data {data!r}: no images in split(s) {', '.join(splits)}")
-    manifest = root / "manifest.csv"
-    write_manifest(manifest, rows, union_columns(rows))
-    return manifest
+    for i, (path, label, meta) in enumerate(items):
+        chosen = types
+        if random_type:
+            pick = np.random.default_rng([seed, split_id, i, 99]).integers(len(types))
+            chosen = (types[int(pick)],)
+        base = _row(path, src_root, label, split, meta)
+        rows += _occlude_item(load(i), base, chosen, root, (seed, split_id, i), keep_clean)
+    return rows

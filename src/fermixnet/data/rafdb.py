@@ -69,7 +69,9 @@ def parse_label_line(text: str, where: str) -> tuple[str, str, int]:
         raise ValueError(
             f"{where}: expected '<train|test>_NNNNN.jpg <label 1-7>', got {text.strip()!r}"
         )
-    if not tokens[1].isdigit() or int(tokens[1]) not in labels.RAFDB_TO_CANONICAL:
+    if not re.fullmatch(r"[+-]?\d+", tokens[1]):
+        raise ValueError(f"{where}: label {tokens[1]!r} is not an integer; expected 1..7")
+    if int(tokens[1]) not in labels.RAFDB_TO_CANONICAL:
         raise ValueError(f"{where}: label {tokens[1]!r} is out of range 1..7")
     stem = f"{match.group(1).lower()}_{match.group(2)}"
     return match.group(1).lower(), stem, labels.RAFDB_TO_CANONICAL[int(tokens[1])]
@@ -133,7 +135,8 @@ def rafdb_dataset(
         pose45_list: Pose-RAF-DB >45 list (default name `val_raf_db_list_45.txt`).
         occlusion_type_list: the paper's UL/LR/C split, `<stem> <UL|LR|C>` a line (default name
             `rafdb_occlusion_type_list.txt`).
-        skip_bad: skip malformed lines and missing images (counted) instead of failing.
+        skip_bad: skip malformed lines (label and subset lists), missing and undecodable images
+            (counted) instead of failing.
     """
     split = check_split("rafdb", split, ("train", "test"))
     base, label_path = _basic_folder(root, label_file)
@@ -149,7 +152,8 @@ def rafdb_dataset(
         "occlusion_type": occlusion_type_list,
     }  # fmt: skip
     samples = attach_lists(
-        samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL
+        samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL,
+        skip_bad=as_bool(skip_bad, "skip_bad"),
     )
     return FERDataset(
         samples, labels.class_names(7), name="rafdb", root=root, split=split, report=report,

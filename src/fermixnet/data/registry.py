@@ -100,6 +100,7 @@ def create_dataset(
             f"{name}: data root {root} does not exist (see docs/data.md for the expected layout)"
         )
     dataset = factory(root, split, **options) if split else factory(root, **options)
+    dataset.report.skip_bad = as_bool(options.get("skip_bad", False), "skip_bad")
     if exclude_leaked:
         from fermixnet.data.duplicates import drop_leaked
 

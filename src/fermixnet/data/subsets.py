@@ -73,6 +73,8 @@ def _int(token: str, where: str) -> int:
 
 def _parse_line(text: str, kind: str, where: str, line: int) -> ListEntry:
     tokens = [t for t in re.split(r"[,\s]+", text.strip()) if t]
+    if not tokens:
+        raise ValueError(f"{where}: no image name in line {text.strip()!r}")
     name = tokens[0]
     parts = [p for p in re.split(r"[\\/]", name) if p]
     prefix = _FER_PREFIX.match(_EXT.sub("", parts[-1]))
@@ -94,12 +96,20 @@ def _parse_line(text: str, kind: str, where: str, line: int) -> ListEntry:
     return ListEntry(stem_key(name), label, value, line)
 
 
-def read_subset_list(path: Path, kind: str) -> tuple[list[ListEntry], int]:
+def read_subset_list(
+    path: Path, kind: str, report: DatasetReport | None = None
+) -> tuple[list[ListEntry], int]:
     """Entries of a subset list and the number of duplicated lines dropped.
+
+    Args:
+        path: the list file.
+        kind: occlusion, pose30, pose45 or occlusion_type.
+        report: when given, a malformed line is skipped and counted (`malformed list line`)
+            instead of raising (the adapters pass it with `skip_bad`).
 
     Raises:
         FileNotFoundError: no such list.
-        ValueError: a malformed line (file and line number in the message).
+        ValueError: a malformed line (file and line number in the message), without `report`.
     """
     if kind not in KINDS:
         raise ValueError(f"subset list kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -112,7 +122,13 @@ def read_subset_list(path: Path, kind: str) -> tuple[list[ListEntry], int]:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            entry = _parse_line(text, kind, f"{path}:{number}", number)
+            try:
+                entry = _parse_line(text, kind, f"{path}:{number}", number)
+            except ValueError:
+                if report is None:
+                    raise
+                report.skip("malformed list line")
+                continue
             if entry.key in seen:
                 duplicates += 1
                 continue
@@ -174,6 +190,7 @@ def apply_subset_list(
     *,
     label_map: Mapping[int, int] | None = None,
     quiet_if_unmatched: bool = False,
+    skip_bad: bool = False,
 ) -> list[Sample]:
     """Mark the samples named in a list (meta), and record how many entries were found.
 
@@ -185,8 +202,9 @@ def apply_subset_list(
         label_map: list label code -> canonical index, to count label mismatches.
         quiet_if_unmatched: record nothing when no entry matches (a list found by its public
             name that belongs to another split).
+        skip_bad: skip malformed lines (counted in `report.skipped`) instead of raising.
     """
-    entries, duplicates = read_subset_list(path, kind)
+    entries, duplicates = read_subset_list(path, kind, report if skip_bad else None)
     by_key = {stem_key(s.meta.get("image_name") or s.path): i for i, s in enumerate(samples)}
     out = list(samples)
     found = mismatches = 0
@@ -232,6 +250,7 @@ def attach_lists(
     report: DatasetReport,
     *,
     label_map: Mapping[int, int] | None = None,
+    skip_bad: bool = False,
 ) -> list[Sample]:
     """Apply every subset list given explicitly or found under its public name.
 
@@ -242,6 +261,7 @@ def attach_lists(
         explicit: kind -> user path (None: use the default name if present).
         report: receives the counts.
         label_map: list label code -> canonical index (mismatch counting).
+        skip_bad: skip malformed list lines (counted) instead of raising.
 
     A pose list `X_list*.txt` with a companion `X_label*.txt` (RAN's files with the `N 7` header)
     is checked against it line by line.
@@ -257,6 +277,7 @@ def attach_lists(
             check_companion(path, label_path)
             report.sources.append(str(label_path))
         out = apply_subset_list(
-            out, path, kind, report, label_map=label_map, quiet_if_unmatched=not given
+            out, path, kind, report, label_map=label_map, quiet_if_unmatched=not given,
+            skip_bad=skip_bad,
         )
     return out

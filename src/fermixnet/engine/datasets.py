@@ -105,7 +105,7 @@ def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | 
         _, ds = _open(spec, "train", "data.train", classes)
         train_parts.append(_cached(ds, size, cache_dir, transform))
         plain_parts.append(_cached(ds, size, cache_dir, None))
-        labels += [int(s.label) for s in ds.samples]
+        labels += train_parts[-1].labels.tolist()  # the cache's: skip_bad may drop images
     train_all, plain_all = ConcatDataset(train_parts), ConcatDataset(plain_parts)
     if cfg.data.val:
         train_idx = list(range(len(labels)))
@@ -148,6 +148,7 @@ def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],
         n = 2
         while label in taken:
             label, n = f"{name}-{n}", n + 1
-        subsets = {k: list(v) for k, v in ds.subsets().items()} if hasattr(ds, "subsets") else {}
-        out.append(TestSet(name=label, dataset=_cached(ds, size, cache_dir, None), subsets=subsets))
+        cached = _cached(ds, size, cache_dir, None)
+        subsets = {k: list(v) for k, v in cached.cached.subsets.items() if v}  # cache positions
+        out.append(TestSet(name=label, dataset=cached, subsets=subsets))
     return out

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fermixnet.config import Config
+from fermixnet.data.cache import skip_records
 from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine import run_state
 from fermixnet.engine.datasets import TestSet, build_test_sets, build_train_data
@@ -164,6 +165,9 @@ def _prepare_data(run: _Run):
             data = build_train_data(cfg, cache, transform)
             tests = build_test_sets(cfg.data.test, cfg.model.input_size, cfg.classes, cache)
             result = (data, tests)
+            if turn:  # the run folder records what each data set skipped, and why
+                write_json(run.out_dir / "data.json", {"caches": skip_records(
+                    data.train, data.val, *(t.dataset for t in tests))})
         barrier()
     assert result is not None
     return result
