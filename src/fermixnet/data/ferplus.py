@@ -31,6 +31,7 @@ from fermixnet.data.ferplus_votes import vote_label
 from fermixnet.data.imageio import ImageInfo
 from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
+from fermixnet.framing import FER2013_FRAMING
 
 USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDERS = {"train": ("FER2013Train", "Train"), "val": ("FER2013Valid", "Valid"),
@@ -199,7 +200,7 @@ def _find_folder(root: Path, split: str) -> Path | None:
     return next((root / n for n in FOLDERS[split] if (root / n).is_dir()), None)
 
 
-@register_dataset("ferplus")
+@register_dataset("ferplus", framing=FER2013_FRAMING)
 def ferplus_dataset(
     root: Path,
     split: str = "train",

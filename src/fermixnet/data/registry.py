@@ -1,8 +1,10 @@
 """One registry of data set adapters, and the `name:root[,key=value]` spec the CLI uses.
 
-Adapters register with `@register_dataset("name")`; a factory takes `(root, split, **options)` and
-returns a `FERDataset`. Options given on the command line arrive as strings, so factories coerce
-them with `as_bool` / `as_int`.
+Adapters register with `@register_dataset("name", framing=...)`; a factory takes
+`(root, split, **options)` and returns a `FERDataset`. `framing` declares how the format frames its
+faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a spec's `framing=` option
+overrides it, and checkpoints record the training data's framing. Options given on the command
+line arrive as strings, so factories coerce them with `as_bool` / `as_int`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from fermixnet.data.base import FERDataset
+from fermixnet.framing import Framing, parse_framing
 
 Factory = Callable[..., FERDataset]
 _REGISTRY: dict[str, Factory] = {}
+_FRAMINGS: dict[str, Framing] = {}
 # Modules that register adapters when imported; optional ones may be absent in a build.
 _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.folder",
@@ -31,17 +35,23 @@ _loaded = False
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 
 
-def register_dataset(name: str) -> Callable[[Factory], Factory]:
+def register_dataset(name: str, framing: str = "as_given") -> Callable[[Factory], Factory]:
     """Decorator: make `factory(root, split, **options)` available as `create_dataset(name, ...)`.
 
+    Args:
+        name: the adapter's name in specs.
+        framing: how the format frames faces (`template`, `box:<margin>`, `as_given`).
+
     Raises:
-        ValueError: `name` is already registered by another factory.
+        ValueError: `name` is already registered by another factory, or a bad framing.
     """
+    declared = parse_framing(framing)
 
     def wrap(factory: Factory) -> Factory:
         if name in _REGISTRY and _REGISTRY[name] is not factory:
             raise ValueError(f"data set adapter {name!r} is already registered")
         _REGISTRY[name] = factory
+        _FRAMINGS[name] = declared
         return factory
 
     return wrap
@@ -78,7 +88,8 @@ def create_dataset(
         split: train, val, test (or all, where the adapter allows it); None: the adapter's
             default (train, except test for the test-only FED-RO).
         **options: adapter options (strings from the CLI are coerced). Common to all adapters:
-            `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`).
+            `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`);
+            `framing=` overrides the adapter's framing; `name=` names the set in reports.
 
     Raises:
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
@@ -88,6 +99,8 @@ def create_dataset(
     if name not in _REGISTRY:
         raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
     only = options.pop("only", None)
+    options.pop("name", None)  # a label for reports (`test_set_names`), not an adapter option
+    framing = dataset_framing(name, options.pop("framing", None))
     factory = _REGISTRY[name]
     _check_options(name, factory, options)
     root = Path(root).expanduser()
@@ -104,7 +117,26 @@ def create_dataset(
                 f"{', '.join(sorted(subsets)) or 'none'}"
             )
         dataset = dataset.subset(subsets[only])
+    dataset.framing = framing
     return dataset
+
+
+def dataset_framing(name: str, override: str | None = None) -> Framing:
+    """The framing of adapter `name`'s images: `override` (a spec's `framing=`) or its declared one.
+
+    Raises:
+        ValueError: unknown adapter or a bad framing text.
+    """
+    _load_adapters()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
+    return _FRAMINGS[name] if override is None else parse_framing(override)
+
+
+def spec_framing(spec: str) -> Framing:
+    """The framing of a `name:root[,framing=...]` spec, without reading any data."""
+    name, _, options = parse_data_spec(spec)
+    return dataset_framing(name, options.get("framing"))
 
 
 def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None:
@@ -116,7 +148,7 @@ def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None
     if unknown:
         raise ValueError(
             f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join([*accepted, 'only'])}"
+            f"{', '.join([*accepted, 'only', 'framing', 'name'])}"
         )
 
 
