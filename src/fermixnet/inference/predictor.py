@@ -171,7 +171,10 @@ class Predictor:
         det = create_detector(detector) if isinstance(detector, str) else detector
         options = predictor_options(meta)
         if framing is not None:
-            options["framing"] = parse_framing(framing)
+            try:
+                options["framing"] = parse_framing(framing)
+            except ValueError as err:
+                raise ValueError(f"--framing: {err}") from None
         return cls(fn, **options, detector=det, batch_size=batch_size)
 
     # --- classification of crops -------------------------------------------------------------
