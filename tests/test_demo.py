@@ -80,7 +80,8 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
 
     model, meta = load_checkpoint(out / "runs" / "seed0" / "fermixnet" / "checkpoints" / "best")
     assert model.mid_branch and meta["input_size"] == 32
-    template = np.array(meta["align_template"])  # the generator's framing, for predict
+    assert meta["framing"]["kind"] == "box"  # the generator's framing (upright), for predict
+    template = np.array(meta["framing"]["template"])
     assert template.shape == (5, 2) and template[0, 0] < template[1, 0]  # eyes: image-left first
     assert template[0, 1] < template[3, 1]  # eyes above the mouth corners
     baseline, _ = load_checkpoint(out / "runs" / "seed0" / "resnet18" / "checkpoints" / "best")

@@ -81,7 +81,7 @@ def test_train_data_carves_validation_and_downsamples(tmp_path):
 def test_test_sets_expose_subsets(tmp_path):
     root = make_manifest(tmp_path / "d")
     (t,) = build_test_sets([f"manifest:{root}"], 32, CANONICAL[:7], tmp_path / "cache")
-    assert t.name == "manifest"
+    assert t.name == "d"  # the root's folder name
     assert "occluded" in t.subsets and "occlusion=upper" in t.subsets
     assert len(t.dataset) == 21
 

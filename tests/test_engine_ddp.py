@@ -34,7 +34,7 @@ def test_torchrun_two_processes(tmp_path):
     assert metrics["status"] == "complete" and len(metrics["history"]) == 2
     # 21 training images, global batch 8 = 4 per process: 2 steps per process and epoch.
     assert [h["global_step"] for h in metrics["history"]] == [2, 4]
-    ev = json.loads((run / "eval" / "manifest-last.json").read_text())
+    ev = json.loads((run / "eval" / "data-last.json").read_text())
     assert ev["heads"]["fused"]["overall"]["n"] == 14  # each test image counted exactly once
     assert len(list((run / "tensorboard").glob("events.*"))) == 1
     assert not list((run / "checkpoints").glob(".*"))  # no temporaries left

@@ -83,7 +83,7 @@ def _assert_same_final_state(a: Path, b: Path) -> None:
 def test_run_folder_contents(straight):
     _, _, _, run = straight
     for name in ("config.yaml", "metrics.csv", "metrics.json", "plots/mix_samples.png",
-                 "eval/manifest-last.json", "eval/manifest-best.json",
+                 "eval/data-last.json", "eval/data-best.json",
                  "checkpoints/last/model.safetensors", "checkpoints/best/meta.json"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
@@ -192,7 +192,7 @@ def test_eval_reports_heads_and_subsets(straight, tmp_path):
     _, root, _, run = straight
     assert main(["eval", "--checkpoint", str(run), "--data", f"manifest:{root}", "--out",
                  str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--workers", "0"]) == 0
-    res = json.loads((tmp_path / "eval" / "manifest.json").read_text())
+    res = json.loads((tmp_path / "eval" / "data.json").read_text())
     assert set(res["heads"]) == {"fused", "high", "mid"}
     fused = res["heads"]["fused"]
     assert fused["overall"]["n"] == 14 and sum(map(sum, fused["overall"]["confusion"])) == 14
@@ -200,7 +200,7 @@ def test_eval_reports_heads_and_subsets(straight, tmp_path):
     occluded = fused["subsets"]["occluded"]
     assert occluded["n"] == sum(1 for c in range(7) for k in range(2) if (c + k) % 6)
     # The checkpoint evaluated is the best-by-validation one; it matches fit's own result.
-    best = json.loads((run / "eval" / "manifest-best.json").read_text())
+    best = json.loads((run / "eval" / "data-best.json").read_text())
     assert best["heads"]["fused"]["overall"]["accuracy"] == fused["overall"]["accuracy"]
 
 
@@ -210,12 +210,12 @@ def test_report_side_by_side(straight, tmp_path):
     other = tmp / "hooked" if (tmp / "hooked" / "metrics.json").is_file() else run
     assert main(["report", str(run), str(other), "--out", str(tmp_path), "--names", "a", "b"]) == 0
     md = (tmp_path / "report.md").read_text()
-    acc = json.loads((run / "metrics.json").read_text())["test"]["manifest"]["last"]["accuracy"]
+    acc = json.loads((run / "metrics.json").read_text())["test"]["data"]["last"]["accuracy"]
     assert "| metric | a | b |" in md and f"{100 * acc:.2f}" in md
     rows = list(csv.reader((tmp_path / "report.csv").open()))
-    assert ["a", "manifest", "accuracy (last epoch, fused)", str(acc)] in rows
+    assert ["a", "data", "accuracy (last epoch, fused)", str(acc)] in rows
     assert {r[0] for r in rows[1:]} == {"a", "b"}
-    for png in ("curves.png", "confusion_a_manifest.png", "subsets_manifest.png",
+    for png in ("curves.png", "confusion_a_data.png", "subsets_data.png",
                 "mix_samples_a.png"):
         assert (tmp_path / "plots" / png).is_file(), png
 

@@ -109,7 +109,8 @@ def test_predict_user_errors(checkpoint, tmp_path, capsys):
     assert "no_ckpt" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "x.png"), "--checkpoint", str(tmp_path / "m.onnx")]) == 2
     assert "--backend onnxruntime" in capsys.readouterr().err
-    for flag, value in (("--batch-size", "0"), ("--smooth", "1.5"), ("--stride", "0")):
+    for flag, value in (("--batch-size", "0"), ("--smooth", "1.5"), ("--stride", "0"),
+                        ("--framing", "wide")):
         argv = ["predict", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), flag, value]
         assert main(argv) == 2
         assert flag in capsys.readouterr().err

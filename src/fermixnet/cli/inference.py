@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto, dlib, dlib-cnn, mediapipe, haar, aligned/none (inputs are aligned face crops)",
     )
     p.add_argument("--backend", choices=("torch", "onnxruntime", "torchscript"), default="torch")
+    p.add_argument(
+        "--framing",
+        help="crop faces as template, box:<margin> or as_given instead of the checkpoint's framing "
+        "(the one its training data declared; docs/inference.md)",
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass")
     p.add_argument("--annotate", action="store_true", help="write annotated images/videos to --out")
@@ -105,6 +110,7 @@ def run_predict(args: argparse.Namespace) -> int:
         detector=args.detector,
         backend=args.backend,
         batch_size=args.batch_size,
+        framing=args.framing,
     )
     out = Path(args.out) if args.out else None
     annotate_dir = out / "annotated" if args.annotate and out is not None else None

@@ -242,7 +242,7 @@ def _read_npy(
     return samples
 
 
-@register_dataset("affectnet")
+@register_dataset("affectnet", framing="box")
 def affectnet_dataset(
     root: Path,
     split: str = "train",

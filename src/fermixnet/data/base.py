@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fermixnet.data.imageio import ImageInfo, probe, read_rgb
+from fermixnet.framing import Framing
 
 # Meta keys whose values become `key=value` subsets (see `FERDataset.subsets`).
 SUBSET_KEYS: tuple[str, ...] = ("occlusion", "occluder", "occlusion_type")
@@ -90,9 +91,15 @@ class FERDataset:
         expected_size: (H, W) of the released images when the format fixes it (RAF-DB aligned
             100x100, FER2013 48x48), used by `data check` to flag wrong sizes.
 
+    Attributes:
+        framing: how the images frame faces (set by `create_dataset` from the adapter's
+            declaration or the spec's `framing=`).
+
     Raises:
         ValueError: a label outside `range(len(classes))`.
     """
+
+    framing: Framing = Framing()
 
     def __init__(
         self,

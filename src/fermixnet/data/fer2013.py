@@ -30,12 +30,10 @@ from fermixnet.data.fer2013_csv import (
 )
 from fermixnet.data.folder import parse_class_map, scan_class_folders
 from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.framing import FER2013_FRAMING
 
 CSV_NAME = "fer2013.csv"
 FOLDER_EXPECTED = {"train": 28709, "test": 7178}  # the image-folder copy: test = Public + Private
-# How the release's faces are framed (a face detector's box with its margin, 48x48); the framing
-# declaration of issue 14 (item 8) fills this slot for predict/serve to reproduce.
-FRAMING: str | None = None
 
 
 def _emotion(text: str, where: str) -> int:
@@ -69,7 +67,7 @@ def read_csv_split(
     return samples, pixels
 
 
-@register_dataset("fer2013")
+@register_dataset("fer2013", framing=FER2013_FRAMING)
 def fer2013_dataset(
     root: Path, split: str = "train", *, layout: str = "auto", skip_bad: object = False
 ) -> FERDataset:

@@ -38,6 +38,7 @@ from fermixnet.data.fer2013_csv import (
 from fermixnet.data.ferplus_votes import vote_label
 from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
+from fermixnet.framing import FER2013_FRAMING
 
 FOLDERS = {"train": ("FER2013Train", "Train"), "val": ("FER2013Valid", "Valid"),
            "test": ("FER2013Test", "Test")}  # fmt: skip
@@ -182,7 +183,7 @@ def _find_folder(root: Path, split: str) -> Path | None:
     return next((root / n for n in FOLDERS[split] if (root / n).is_dir()), None)
 
 
-@register_dataset("ferplus")
+@register_dataset("ferplus", framing=FER2013_FRAMING)
 def ferplus_dataset(
     root: Path,
     split: str = "train",

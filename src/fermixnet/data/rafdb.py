@@ -109,7 +109,7 @@ def read_rafdb(
     return samples
 
 
-@register_dataset("rafdb")
+@register_dataset("rafdb", framing="template")
 def rafdb_dataset(
     root: Path,
     split: str = "train",

@@ -1,22 +1,28 @@
 """One registry of data set adapters, and the `name:root[,key=value]` spec the CLI uses.
 
-Adapters register with `@register_dataset("name")`; a factory takes `(root, split, **options)` and
-returns a `FERDataset`. Options given on the command line arrive as strings, so factories coerce
-them with `as_bool` / `as_int`.
+Adapters register with `@register_dataset("name", framing=...)`; a factory takes
+`(root, split, **options)` and returns a `FERDataset`. `framing` declares how the format frames its
+faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a spec's `framing=` option
+overrides it, and checkpoints record the training data's framing. Options given on the command
+line arrive as strings, so factories coerce them with `as_bool` / `as_int`.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fermixnet.data.base import FERDataset
+from fermixnet.framing import Framing, parse_framing
 
 Factory = Callable[..., FERDataset]
 _REGISTRY: dict[str, Factory] = {}
+_FRAMINGS: dict[str, Framing] = {}
 # Modules that register adapters when imported; optional ones may be absent in a build.
 _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.folder",
@@ -32,17 +38,23 @@ _loaded = False
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 
 
-def register_dataset(name: str) -> Callable[[Factory], Factory]:
+def register_dataset(name: str, framing: str = "as_given") -> Callable[[Factory], Factory]:
     """Decorator: make `factory(root, split, **options)` available as `create_dataset(name, ...)`.
 
+    Args:
+        name: the adapter's name in specs.
+        framing: how the format frames faces (`template`, `box:<margin>`, `as_given`).
+
     Raises:
-        ValueError: `name` is already registered by another factory.
+        ValueError: `name` is already registered by another factory, or a bad framing.
     """
+    declared = parse_framing(framing)
 
     def wrap(factory: Factory) -> Factory:
         if name in _REGISTRY and _REGISTRY[name] is not factory:
             raise ValueError(f"data set adapter {name!r} is already registered")
         _REGISTRY[name] = factory
+        _FRAMINGS[name] = declared
         return factory
 
     return wrap
@@ -81,7 +93,10 @@ def create_dataset(
         **options: adapter options (strings from the CLI are coerced). Common to all adapters:
             `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`);
             `exclude_leaked=1` drops the images whose decoded pixels occur in another split of the
-            same data set (a strictly held-out test set; see `duplicates.drop_leaked`).
+            same data set (a strictly held-out test set; see `duplicates.drop_leaked`);
+            `framing=` overrides the adapter's framing; `name=` names the set in reports;
+            `occluded=true` marks every image occluded (a folder of occluded faces, so reports
+            count it among the occluded sets).
 
     Raises:
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
@@ -92,6 +107,9 @@ def create_dataset(
         raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
     only = options.pop("only", None)
     exclude_leaked = as_bool(options.pop("exclude_leaked", False), "exclude_leaked")
+    options.pop("name", None)  # a label for reports (`eval_set_names`), not an adapter option
+    framing = dataset_framing(name, options.pop("framing", None))
+    occluded = as_bool(options.pop("occluded", False), "occluded")
     factory = _REGISTRY[name]
     _check_options(name, factory, options)
     root = Path(root).expanduser()
@@ -113,7 +131,28 @@ def create_dataset(
                 f"{', '.join(sorted(subsets)) or 'none'}"
             )
         dataset = dataset.subset(subsets[only])
+    dataset.framing = framing
+    if occluded:
+        dataset.samples = [replace(s, meta={**s.meta, "occluded": "1"}) for s in dataset.samples]
     return dataset
+
+
+def dataset_framing(name: str, override: str | None = None) -> Framing:
+    """The framing of adapter `name`'s images: `override` (a spec's `framing=`) or its declared one.
+
+    Raises:
+        ValueError: unknown adapter or a bad framing text.
+    """
+    _load_adapters()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
+    return _FRAMINGS[name] if override is None else parse_framing(override)
+
+
+def spec_framing(spec: str) -> Framing:
+    """The framing of a `name:root[,framing=...]` spec, without reading any data."""
+    name, _, options = parse_data_spec(spec)
+    return dataset_framing(name, options.get("framing"))
 
 
 def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None:
@@ -125,7 +164,7 @@ def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None
     if unknown:
         raise ValueError(
             f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join([*accepted, 'only', 'exclude_leaked'])}"
+            f"{', '.join([*accepted, 'only', 'exclude_leaked', 'framing', 'name', 'occluded'])}"
         )
 
 
@@ -148,6 +187,54 @@ def parse_data_spec(spec: str) -> tuple[str, str, dict[str, str]]:
             raise ValueError(f"data spec {spec!r}: option {pair!r} must be key=value")
         options[key.strip()] = value.strip()
     return name.strip().lower(), root, options
+
+
+def eval_set_names(specs: Sequence[str]) -> list[str]:
+    """Report names of test specs: the `name=` option, else the root's folder name.
+
+    Roots that share a folder name take their parent folders too (`a-occluded`, `b-occluded`);
+    specs of one root differ by their `split=` (`RAF-DB-val`), else by a number (`RAF-DB-2`).
+    Names depend only on the specs, so runs and reports of the same specs agree.
+
+    Raises:
+        ValueError: two specs given the same `name=`.
+    """
+    parsed = [parse_data_spec(spec) for spec in specs]
+    paths = [_name_parts(name, root) for name, root, _ in parsed]
+    depth = [1] * len(specs)
+    names = [opts.get("name") or "" for _, _, opts in parsed]
+    given = [n for n in names if n]
+    if len(set(given)) < len(given):
+        raise ValueError(f"data specs {list(specs)}: two test sets have the same name= option")
+    while True:  # lengthen clashing automatic names by parent folders while they have any
+        auto = [n or "-".join(p[-d:]) for p, d, n in zip(paths, depth, names, strict=True)]
+        clash = [i for i, a in enumerate(auto) if not names[i] and depth[i] < len(paths[i])
+                 and any(b == a and paths[j] != paths[i] for j, b in enumerate(auto))]
+        if not clash:
+            break
+        for i in clash:
+            depth[i] += 1
+    out: list[str] = []
+    for i, label in enumerate(auto):
+        if auto.count(label) > 1 and "split" in parsed[i][2]:
+            label = f"{label}-{parsed[i][2]['split']}"
+        base = label = re.sub(r"[^\w.=+-]+", "_", label)
+        n = 2
+        while label in out:
+            label, n = f"{base}-{n}", n + 1
+        out.append(label)
+    return out
+
+
+def _name_parts(adapter: str, root: str) -> list[str]:
+    """Folder names of a spec's root, outermost first (a `manifest.csv` root: its folder's)."""
+    path = Path(root).expanduser()
+    parts = [p for p in path.parts if p not in (path.anchor, "", ".", "..")]
+    if path.suffix and parts:
+        parts[-1] = path.stem
+        if path.stem.lower() in ("manifest", "labels", "list") and len(parts) > 1:
+            parts.pop()
+    return parts or [adapter]
 
 
 def as_bool(value: Any, option: str) -> bool:

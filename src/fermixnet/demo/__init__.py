@@ -29,6 +29,7 @@ from fermixnet.demo.summary import (
     target_checks,
 )
 from fermixnet.fileio import atomic_write
+from fermixnet.framing import Framing
 
 RECIPES = Path(__file__).parent / "recipes"
 MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
@@ -125,8 +126,9 @@ def recipe(model: str, s: DemoSettings, seed: int, clean: Path, occluded: Path):
 def synthetic_template(manifest: Path) -> list[list[float]]:
     """The generator's mean five-point framing (fractions of the side), from the train rows.
 
-    Stored in the demo checkpoints' ``meta.json`` as ``align_template``, so that `fermixnet predict`
-    aligns detected faces the way the synthetic training crops are framed.
+    Stored in the demo checkpoints' ``meta.json`` as an upright box ``framing`` with this template
+    (the faces are drawn turned up to 10 degrees, never aligned), so that `fermixnet predict`
+    crops detected faces the way the synthetic training images frame theirs.
     """
     from fermixnet.inference.faces import complete_landmarks
 
@@ -142,7 +144,7 @@ def synthetic_template(manifest: Path) -> list[list[float]]:
 def _store_template(run_dir: Path, template: list[list[float]]) -> None:
     for meta_file in (run_dir / "checkpoints").glob("*/meta.json"):
         meta = json.loads(meta_file.read_text())
-        meta["align_template"] = template
+        meta["framing"] = Framing("box", template=tuple(map(tuple, template))).to_meta()
         atomic_write(meta_file, json.dumps(meta, indent=1))
 
 

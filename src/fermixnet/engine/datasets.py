@@ -139,15 +139,13 @@ def stacked_tensors(subset: Subset) -> tuple[torch.Tensor, torch.Tensor]:
 def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],
                     cache_dir: Path | None,
                     key: str = "data.test") -> list[TestSet]:
-    """Each test spec's `test` split (or `split=...` option), with its subsets, uniquely named."""
+    """Each test spec's `test` split (or `split=...` option), with its subsets, named by its
+    root's folder or its `name=` option (`fermixnet.data.registry.eval_set_names`)."""
+    from fermixnet.data.registry import eval_set_names
+
     out: list[TestSet] = []
-    for spec in specs:
-        name, ds = _open(spec, "test", key, classes)
-        label = name
-        taken = {t.name for t in out}
-        n = 2
-        while label in taken:
-            label, n = f"{name}-{n}", n + 1
+    for spec, label in zip(specs, eval_set_names(specs), strict=True):
+        _, ds = _open(spec, "test", key, classes)
         cached = _cached(ds, size, cache_dir, None)
         subsets = {k: list(v) for k, v in cached.cached.subsets.items() if v}  # cache positions
         out.append(TestSet(name=label, dataset=cached, subsets=subsets))

@@ -25,8 +25,19 @@ class RunState:
     best_val: float | None = None
 
 
+def training_framing(cfg: Config) -> dict[str, Any]:
+    """The framing shared by the training sets (`fermixnet.framing`), for `meta.json`; sets that
+    disagree give `as_given` (no one framing to reproduce)."""
+    from fermixnet.data.registry import spec_framing
+    from fermixnet.framing import Framing
+
+    found = {spec_framing(spec) for spec in cfg.data.train}
+    return (found.pop() if len(found) == 1 else Framing()).to_meta()
+
+
 def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
-    """`meta.json` content: classes, input size, mean/std, config, metrics (strict JSON)."""
+    """`meta.json` content: classes, input size, mean/std, framing, config, metrics (strict
+    JSON)."""
     return {
         "arch": cfg.model.name,
         "num_classes": cfg.model.num_classes,
@@ -35,6 +46,7 @@ def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
         "input_size": cfg.model.input_size,
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
+        "framing": training_framing(cfg),
         "config": cfg.to_dict(),
         "metrics": json_safe(metrics),
         "fermixnet_version": __version__,

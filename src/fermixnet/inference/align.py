@@ -4,11 +4,13 @@ Landmark order everywhere in fermixnet (the order of RetinaFace/ArcFace tools), 
 ``(x, y)``: eye on the image's left (the subject's right eye), eye on the image's right, nose tip,
 mouth corner on the image's left, mouth corner on the image's right.
 
-The template (:data:`RAFDB_TEMPLATE`) places these points as fractions of the crop's side, chosen
-to frame faces like RAF-DB's aligned 100x100 crops (the images FER models are trained on): the
-whole face from the eyebrows to the chin fills the square, eyes a little above the middle. RAF-DB
-does not publish its template; these numbers are our estimate, so a checkpoint may carry its own
-template in ``meta.json`` (key ``align_template``), which then wins.
+The template (:data:`RAFDB_TEMPLATE`, defined in :mod:`fermixnet.framing`) places these points
+as fractions of the crop's side, chosen to frame faces like RAF-DB's aligned 100x100 crops (the
+images FER models are trained on): the whole face from the eyebrows to the chin fills the square,
+eyes a little above the middle. RAF-DB does not publish its template; these numbers are our
+estimate, so a checkpoint may carry its own template in ``meta.json`` (key ``align_template``, or
+a ``framing`` with its own template), which then wins. :func:`frame_face` crops a face the way
+a checkpoint's training data was framed.
 """
 
 from __future__ import annotations
@@ -18,17 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-# Fractions of the crop side (x, y) for a 100x100 RAF-DB style crop; scaled to any input size.
-RAFDB_TEMPLATE: np.ndarray = np.array(
-    [
-        [0.335, 0.405],  # eye, image left
-        [0.665, 0.405],  # eye, image right
-        [0.500, 0.580],  # nose tip
-        [0.370, 0.745],  # mouth corner, image left
-        [0.630, 0.745],  # mouth corner, image right
-    ],
-    dtype=np.float64,
-)
+from fermixnet.framing import RAFDB_TEMPLATE, Framing
 
 
 def template_points(size: int | Sequence[int], template: np.ndarray | None = None) -> np.ndarray:
@@ -121,6 +113,64 @@ def align_face(
     dst = template_points(size, template)
     m = estimate_similarity(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), dst)
     return warp_affine(image, m, size)
+
+
+def _fit_scale_shift(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares uniform scale and translation (no rotation) mapping ``src`` to ``dst``."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    var_s = (s_c**2).sum()
+    if var_s <= 1e-12:
+        raise ValueError("landmarks coincide; cannot place a face box")
+    scale = (s_c * d_c).sum() / var_s
+    return np.array(
+        [[scale, 0.0, mu_d[0] - scale * mu_s[0]], [0.0, scale, mu_d[1] - scale * mu_s[1]]]
+    )
+
+
+def framing_transform(
+    landmarks: np.ndarray, framing: Framing, size: int | Sequence[int]
+) -> np.ndarray:
+    """(2, 3) transform from image pixels to a crop framed like the training data.
+
+    A ``template`` framing is a similarity (rotation included) onto the framing's points; a
+    ``box`` framing is an upright square: scale and shift only, so the crop is the face box
+    (fitted to the five landmarks) grown by the framing's margin.
+
+    Args:
+        landmarks: (5, 2) landmarks in image pixels, in fermixnet's order.
+        framing: the checkpoint's framing (``as_given`` is treated as a RAF-DB template).
+        size: crop size, an int or ``(height, width)``.
+    """
+    src = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    dst = template_points(size, framing.points())
+    return _fit_scale_shift(src, dst) if framing.upright else estimate_similarity(src, dst)
+
+
+def crop_corners(m: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+    """(4, 2) image-pixel corners (top-left, top-right, bottom-right, bottom-left) of the crop
+    that the transform ``m`` makes at ``size``: where a framed crop was taken from."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64) - 0.5
+    full = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
+    return apply_similarity(full[:2], corners)
+
+
+def frame_face(
+    image: np.ndarray, landmarks: np.ndarray, framing: Framing, size: int | Sequence[int]
+) -> np.ndarray:
+    """Crop one face as the training data framed theirs (see :mod:`fermixnet.framing`).
+
+    Args:
+        image: (H, W, 3) uint8 RGB image.
+        landmarks: (5, 2) landmarks in image pixels (from any detector).
+        framing: the checkpoint's framing.
+        size: crop size, an int or ``(height, width)``.
+
+    Returns:
+        (h, w, 3) uint8 crop; pixels outside the image are black.
+    """
+    return warp_affine(image, framing_transform(landmarks, framing, size), size)
 
 
 def crop_box(

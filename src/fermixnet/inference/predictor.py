@@ -2,7 +2,9 @@
 
 Runs our checkpoint in eager PyTorch, or a file written by ``fermixnet export`` in ONNX Runtime
 or TorchScript; the checkpoint's ``meta.json`` (or the export's ``.meta.json`` sidecar) gives the
-classes, input size, mean/std and, when present, the alignment template.
+classes, input size, mean/std and the framing of the training faces (``framing``; older
+checkpoints: the alignment template ``align_template``, or RAF-DB's), which :meth:`Predictor.crop`
+reproduces from any detector's landmarks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fermixnet.inference.align import align_face, crop_box
+from fermixnet.framing import Framing, parse_framing
+from fermixnet.inference.align import align_face, crop_box, frame_face
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
@@ -88,7 +91,10 @@ class Predictor:
         mean: per-channel normalisation mean (0..1 scale).
         std: per-channel normalisation std.
         detector: face detector (see :mod:`fermixnet.inference.faces`).
-        template: alignment template (fractions of the crop side), None for RAF-DB style.
+        template: alignment template (fractions of the crop side), None for RAF-DB style; used
+            when ``framing`` is None or ``as_given`` (the behaviour of checkpoints without one).
+        framing: how the training faces were framed (:mod:`fermixnet.framing`); faces are
+            cropped the same way from their landmarks.
         batch_size: faces per forward pass.
         max_side: images with a longer side are shrunk to it for detection (boxes are still
             reported in original pixels).
@@ -105,6 +111,7 @@ class Predictor:
         template: np.ndarray | None = None,
         batch_size: int = 32,
         max_side: int = MAX_SIDE,
+        framing: Framing | None = None,
     ) -> None:
         self.logits_fn, self.classes = logits_fn, tuple(classes)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -113,6 +120,7 @@ class Predictor:
         self.detector = detector if detector is not None else create_detector("aligned")
         self.template, self.batch_size = template, max(1, int(batch_size))
         self.max_side = int(max_side)
+        self.framing = framing
 
     @classmethod
     def from_checkpoint(
@@ -122,6 +130,7 @@ class Predictor:
         detector: str | FaceDetector = "auto",
         backend: str = "torch",
         batch_size: int = 32,
+        framing: str | Framing | None = None,
     ) -> Predictor:
         """Load a checkpoint folder (``backend="torch"``) or an exported file.
 
@@ -132,6 +141,7 @@ class Predictor:
             detector: a detector or its name (``auto``, ``dlib``, ``haar``, ``aligned``, ...).
             backend: ``torch``, ``onnxruntime`` or ``torchscript``.
             batch_size: faces per forward pass.
+            framing: overrides the checkpoint's framing (``box:0.1``, ``template``, ...).
         """
         if backend not in BACKENDS:
             raise ValueError(
@@ -159,7 +169,13 @@ class Predictor:
             else:
                 fn = _torch_runner(torch.jit.load(str(path), map_location=device), device)
         det = create_detector(detector) if isinstance(detector, str) else detector
-        return cls(fn, **predictor_options(meta), detector=det, batch_size=batch_size)
+        options = predictor_options(meta)
+        if framing is not None:
+            try:
+                options["framing"] = parse_framing(framing)
+            except ValueError as err:
+                raise ValueError(f"--framing: {err}") from None
+        return cls(fn, **options, detector=det, batch_size=batch_size)
 
     # --- classification of crops -------------------------------------------------------------
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -188,10 +204,13 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, k), np.float32)
 
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """The model-sized crop of one face: aligned by its landmarks, else its box."""
+        """The model-sized crop of one face, framed like the training faces from its landmarks
+        (a face without landmarks, from the ``aligned`` detector, is its box as is)."""
         if face.landmarks is None:
             return crop_box(image, face.box, self.input_size)
-        return align_face(image, face.landmarks, self.input_size, self.template)
+        if self.framing is None or self.framing.kind == "as_given":
+            return align_face(image, face.landmarks, self.input_size, self.template)
+        return frame_face(image, face.landmarks, self.framing, self.input_size)
 
     def predict_aligned(self, crops: Iterable[np.ndarray]) -> list[FaceResult]:
         """Predict already-aligned face crops of any size (each is resized to the input size)."""
@@ -318,7 +337,8 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def predictor_options(meta: dict[str, object]) -> dict[str, object]:
-    """Predictor arguments from checkpoint metadata (classes, input size, mean/std, template)."""
+    """Predictor arguments from checkpoint metadata (classes, input size, mean/std, template,
+    framing); a checkpoint without ``framing`` gets None (the behaviour of earlier versions)."""
     from fermixnet.labels import class_names
 
     size = meta.get("input_size", 112)
@@ -333,4 +353,5 @@ def predictor_options(meta: dict[str, object]) -> dict[str, object]:
         "mean": tuple(meta.get("mean") or IMAGENET_MEAN),
         "std": tuple(meta.get("std") or IMAGENET_STD),
         "template": None if template is None else np.asarray(template, dtype=np.float64),
+        "framing": None if meta.get("framing") is None else Framing.from_meta(meta["framing"]),
     }

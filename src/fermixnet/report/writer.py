@@ -16,6 +16,7 @@ import yaml
 
 from fermixnet.fileio import atomic_write
 from fermixnet.report import plots
+from fermixnet.report.summary import summary_table
 
 _WEIGHTS_ORDER = ("last", "best", "eval")
 
@@ -200,8 +201,16 @@ def write_report(runs: Sequence[str | Path], out_dir: str | Path,
             r.name = f"{r.name}#{seen[r.name]}"
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    lines = ["# fermixnet report", "", _runs_table(records), ""]
+    lines = ["# fermixnet report", ""]
     csv_rows: list[list[Any]] = []
+    tests = dict.fromkeys(t for r in records for t, _ in r.evals)
+    if len(records) > 1 and tests:
+        table, rows = summary_table([r.name for r in records], [
+            {t: ev for t in tests if (ev := _preferred(r, t)) is not None} for r in records])
+        lines += ["## Summary", "", "Accuracy in % (fused head, best-by-validation weights where "
+                  "saved); Δ: points against the first run.", "", table, ""]
+        csv_rows += rows
+    lines += [_runs_table(records), ""]
     for r in records:
         for h in r.history:
             csv_rows += [[r.name, "train", f"epoch {h['epoch']} {k}", v] for k, v in h.items()
@@ -210,7 +219,6 @@ def write_report(runs: Sequence[str | Path], out_dir: str | Path,
         png = plots.plot_curves({r.name: r.history for r in records if r.history},
                                 out / "plots" / "curves.png")
         lines += ["## Training curves", "", f"![curves]({png.relative_to(out).as_posix()})", ""]
-    tests = dict.fromkeys(t for r in records for t, _ in r.evals)
     for test in tests:
         lines += _test_section(records, test, out, csv_rows)
     lines += _mix_section(records, out)
