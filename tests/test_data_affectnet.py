@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from data_replicas import make_affectnet_csv, make_affectnet_npy
 from fermixnet.data import create_dataset
 from fermixnet.data.imageio import read_rgb
 from fermixnet.data.sampling import balanced_sampler, class_balanced_downsample, class_weights
-from test_data_replicas import make_affectnet_csv, make_affectnet_npy
 
 
 def test_affectnet_csv_codes_and_crop(tmp_path):

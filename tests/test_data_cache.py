@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from data_replicas import make_folder_tree, write_corrupt
 from fermixnet.data import create_dataset
 from fermixnet.data import imageio as imageio_mod
 from fermixnet.data.cache import ImageTensorDataset, build_cache, default_cache_dir
-from test_data_replicas import make_folder_tree, write_corrupt
 
 
 @pytest.fixture

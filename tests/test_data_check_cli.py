@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from fermixnet.cli import main
-from test_data_replicas import (
+from data_replicas import (
     make_ferplus_csv,
     make_folder_tree,
     make_rafdb,
@@ -14,6 +13,7 @@ from test_data_replicas import (
     write_image,
     write_truncated_jpeg,
 )
+from fermixnet.cli import main
 
 
 def _run(capsys, *argv):

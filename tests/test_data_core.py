@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fermixnet.data import create_dataset, list_datasets, parse_data_spec
-from fermixnet.data.imageio import ImageReadError, probe, read_rgb
-from test_data_replicas import (
+from data_replicas import (
     image_array,
     make_folder_tree,
     write_corrupt,
     write_image,
     write_truncated_jpeg,
 )
+from fermixnet.data import create_dataset, list_datasets, parse_data_spec
+from fermixnet.data.imageio import ImageReadError, probe, read_rgb
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "CMYK", "P", "I;16"])
@@ -146,3 +146,10 @@ def test_parse_data_spec_and_registry(tmp_path):
         create_dataset("folder", tmp_path, "train", colour="blue")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_dataset("folder", tmp_path / "missing")
+
+
+def test_replica_images_are_reproducible(tmp_path):
+    a = write_image(tmp_path / "a.png", seed=3)
+    b = write_image(tmp_path / "b.png", seed=3)
+    assert a.read_bytes() == b.read_bytes()
+    assert np.asarray(Image.open(a)).shape == (12, 10, 3)

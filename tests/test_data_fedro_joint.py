@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from fermixnet.data import create_dataset
-from fermixnet.data.cache import build_cache
-from fermixnet.data.joint import ConcatFERDataset, open_datasets
-from test_data_replicas import (
+from data_replicas import (
     FEDRO_FOLDERS,
     make_affectnet_csv,
     make_fedro,
     make_rafdb,
     write_image,
 )
+from fermixnet.data import create_dataset
+from fermixnet.data.cache import build_cache
+from fermixnet.data.joint import ConcatFERDataset, open_datasets
 
 
 def test_fedro_neural_folder_and_count_note(tmp_path):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fermixnet.data import create_dataset
-from fermixnet.data.ferplus_votes import vote_label
-from test_data_replicas import (
+from data_replicas import (
     FERPLUS_ROWS,
     image_array,
     make_ferplus_csv,
     make_ferplus_folders,
 )
+from fermixnet.data import create_dataset
+from fermixnet.data.ferplus_votes import vote_label
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from data_replicas import RAFDB_TEST, RAFDB_TRAIN, make_rafdb
 from fermixnet import labels
 from fermixnet.data import create_dataset
 from fermixnet.data.subsets import read_label_file, read_subset_list, stem_key
-from test_data_replicas import RAFDB_TEST, RAFDB_TRAIN, make_rafdb
 
 
 def _names(ds):

@@ -1,54 +1,15 @@
 """Engine data plumbing: tiny generated manifests, stratified validation split, down-sampling,
-test sets with subsets. `make_manifest` is shared by the other engine tests."""
+test sets with subsets (`make_manifest` is a fixture of conftest.py)."""
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from fermixnet.config import load_config
 from fermixnet.engine.datasets import build_test_sets, build_train_data, stratified_split
 from fermixnet.labels import CANONICAL
-
-OCCLUSIONS = ("none", "upper", "lower", "left", "right", "corner")
-
-
-def make_manifest(root: Path, per_class: int = 6, size: int = 32, classes: int = 7,
-                  test_per_class: int = 3, seed: int = 0) -> Path:
-    """Write `per_class` train and `test_per_class` test PNGs per class plus `manifest.csv`.
-
-    Each class has its own colour and stripe position, so a tiny model can learn it; test rows
-    get an `occlusion` and `occluder` value (a grey block over the named region) for subsets.
-    """
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for split, n in (("train", per_class), ("test", test_per_class)):
-        for c in range(classes):
-            for k in range(n):
-                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-                img[..., c % 3] += np.uint8(120 + 10 * c)
-                band = (c * size) // classes
-                img[band: band + max(2, size // classes), :, :] = 255
-                occ = OCCLUSIONS[(c + k) % len(OCCLUSIONS)] if split == "test" else "none"
-                if occ in ("upper", "lower"):
-                    sl = slice(0, size // 2) if occ == "upper" else slice(size // 2, size)
-                    img[sl] = 128
-                rel = f"{split}/{CANONICAL[c]}_{k}.png"
-                (root / split).mkdir(exist_ok=True)
-                Image.fromarray(img).save(root / rel)
-                occluder = "mask" if occ == "lower" else ("sunglasses" if occ == "upper" else "")
-                rows.append([rel, CANONICAL[c], split, occ, occluder])
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "label", "split", "occlusion", "occluder"])
-        w.writerows(rows)
-    return root
 
 
 def test_stratified_split_is_seeded_and_per_class():
@@ -60,7 +21,7 @@ def test_stratified_split_is_seeded_and_per_class():
     assert stratified_split(labels, 0.1, seed=4)[1] != val
 
 
-def test_train_data_carves_validation_and_downsamples(tmp_path):
+def test_train_data_carves_validation_and_downsamples(tmp_path, make_manifest):
     root = make_manifest(tmp_path / "d", per_class=10)
     cfg = load_config(None, [f"data.train=manifest:{root}", "data.val_fraction=0.2",
                              "model.input_size=32"])
@@ -78,7 +39,7 @@ def test_train_data_carves_validation_and_downsamples(tmp_path):
     assert Counter(data.train_labels) == {c: 2 for c in range(7)} and data.val is None
 
 
-def test_test_sets_expose_subsets(tmp_path):
+def test_test_sets_expose_subsets(tmp_path, make_manifest):
     root = make_manifest(tmp_path / "d")
     (t,) = build_test_sets([f"manifest:{root}"], 32, CANONICAL[:7], tmp_path / "cache")
     assert t.name == "d"  # the root's folder name
@@ -86,7 +47,7 @@ def test_test_sets_expose_subsets(tmp_path):
     assert len(t.dataset) == 21
 
 
-def test_missing_root_and_wrong_classes_are_named(tmp_path):
+def test_missing_root_and_wrong_classes_are_named(tmp_path, make_manifest):
     cfg = load_config(None, [f"data.train=manifest:{tmp_path / 'nope'}"])
     with pytest.raises(FileNotFoundError, match=r"data\.train.*nope"):
         build_train_data(cfg, tmp_path / "cache", None)

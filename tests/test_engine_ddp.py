@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_engine_data import make_manifest
-from test_engine_e2e import tiny_config
-
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
+def test_torchrun_two_processes(tmp_path, make_manifest, tiny_config):
     root = make_manifest(tmp_path / "data", per_class=4, test_per_class=2)
     cfg = tiny_config(tmp_path, root, epochs=2)
     run = tmp_path / "ddp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -20,41 +21,16 @@ from fermixnet.cli import main
 from fermixnet.config import load_config
 from fermixnet.engine import TrainingDivergedError, fit
 from fermixnet.engine.checkpoint import load_train_state
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_engine_data import make_manifest
+from fermixnet.engine.checkpoint import recover as _recover
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared CPU it is several times faster than two, and the
-    subprocesses below (OMP_NUM_THREADS=1) then compute exactly the same floats."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_config(tmp: Path, root: Path, epochs: int = 3) -> Path:
-    """A recipe small enough for a shared 2-core CPU: ResNet-18 at 32 px, 2 steps per epoch."""
-    path = tmp / "tiny.yaml"
-    path.write_text(f"""
-model: {{name: resnet18, num_classes: 7, input_size: 32}}
-data: {{train: ["manifest:{root}"], test: ["manifest:{root}"], workers: 0,
-        cache_dir: "{tmp / 'cache'}"}}
-mix: {{p_mix: 0.5}}
-optim: {{lr: 0.02}}
-sched: {{name: step, step_size: 1, gamma: 0.5}}
-train: {{epochs: {epochs}, batch_size: 8, device: cpu, log_every: 1}}
-eval: {{batch_size: 16}}
-""")
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, make_manifest, tiny_config):
     """An uninterrupted 3-epoch run through the CLI (shared by the tests below)."""
     tmp = tmp_path_factory.mktemp("e2e")
     root = make_manifest(tmp / "data", per_class=4, test_per_class=2)
@@ -111,7 +87,12 @@ def test_sigkill_then_resume_reaches_the_same_weights(straight):
         time.sleep(0.05)
     time.sleep(0.3)  # somewhere inside epoch 2 (training, validation or checkpoint writing)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # The kill landed mid-run: on a fast machine the run could otherwise end first, untested.
+    assert proc.wait() == -signal.SIGKILL
+    state = run / "checkpoints" / "last"
+    assert _recover(state.parent, "last") and load_train_state(state)["epoch"] < 3
+    assert not (run / "metrics.json").is_file() or \
+        json.loads((run / "metrics.json").read_text())["status"] != "complete"
     assert main(["train", "--resume", str(run)]) == 0
     _assert_same_final_state(ref, run)
 
@@ -188,6 +169,35 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(straight):
 
 
 @pytest.mark.slow
+def test_non_finite_weights_after_a_finite_loss_are_never_checkpointed(straight):
+    """Item 9 of issue 11: an inf gradient on the LAST step of epoch 2 leaves the loss finite but
+    the weights NaN/inf; the run stops like the loss guard and keeps both epoch-1 checkpoints."""
+    tmp, _, cfg, _ = straight
+    run = tmp / "inf_grad"
+    ckpts = run / "checkpoints"
+    seen: dict[str, object] = {}
+
+    def poison(info):
+        if info.global_step == 3:  # epoch 1 (2 steps) is saved; step 4 ends epoch 2
+            seen["files"] = {n: (ckpts / n / "model.safetensors").read_bytes()
+                             for n in ("last", "best")}
+            param = next(info.model.parameters())
+            param.register_hook(lambda g: torch.full_like(g, float("inf")))
+        if info.global_step == 4:
+            seen["loss"] = float(info.loss)
+            seen["weights_finite"] = all(bool(p.isfinite().all())
+                                         for p in info.model.parameters())
+
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2.*not overwritten"):
+        fit(load_config(cfg), run, hook=poison)
+    assert math.isfinite(seen["loss"]) and not seen["weights_finite"]  # the case guarded here
+    for name in ("last", "best"):
+        assert (ckpts / name / "model.safetensors").read_bytes() == seen["files"][name], name
+        assert load_train_state(ckpts / name)["epoch"] == 1, name
+    assert not list(ckpts.glob(".*"))  # no half-written temporary left behind
+
+
+@pytest.mark.slow
 def test_eval_reports_heads_and_subsets(straight, tmp_path):
     _, root, _, run = straight
     assert main(["eval", "--checkpoint", str(run), "--data", f"manifest:{root}", "--out",
@@ -220,7 +230,7 @@ def test_report_side_by_side(straight, tmp_path):
         assert (tmp_path / "plots" / png).is_file(), png
 
 
-def test_cli_errors_name_the_problem(tmp_path, capsys):
+def test_cli_errors_name_the_problem(tmp_path, capsys, make_manifest, tiny_config):
     root = make_manifest(tmp_path / "data", per_class=1, test_per_class=1)
     cfg = tiny_config(tmp_path, root)
     out = str(tmp_path / "run")

@@ -11,7 +11,7 @@ from torch import nn
 from fermixnet.augment import FERMix
 from fermixnet.augment.transforms import build_transform
 from fermixnet.engine import checkpoint as ckpt
-from fermixnet.engine.evaluate import classification_metrics, compute_eval_result
+from fermixnet.engine.evaluate import classification_metrics, compute_eval_result, evaluate
 from fermixnet.engine.loop import (
     EpochContext,
     TrainingDivergedError,
@@ -24,15 +24,7 @@ from fermixnet.engine.sam import SAM
 from fermixnet.losses import CoTrainingLoss
 from fermixnet.models import FERMixNetOutput, create_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared CPU it is several times faster than two, and the
-    subprocesses below (OMP_NUM_THREADS=1) then compute exactly the same floats."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TwoHead(nn.Module):
@@ -125,6 +117,27 @@ def test_eval_result_per_head_and_subset():
                               {"occluded": [2, 3]})
     assert set(res.heads) == {"fused", "high"}
     assert res.accuracy() == 0.75 and res.accuracy("fused", "occluded") == 0.5
+
+
+def test_evaluate_fuses_high_and_mid_at_the_decision():
+    """Sec. 3.4: the `fused` head is high + mid; here the heads disagree, so `fused` != `high`."""
+    torch.manual_seed(1)
+    model = TwoHead(k=3).eval()
+    with torch.no_grad():
+        model.mid.weight.mul_(3.0)  # the mid head outvotes the high head on some images
+    images = torch.randint(0, 256, (12, 3, 4, 4), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (12,))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, labels, torch.arange(12)), batch_size=5)
+    res = evaluate(model, loader, device=torch.device("cpu"), classes=["a", "b", "c"],
+                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    with torch.no_grad():
+        out = model(images.float() / 255)
+    accuracy = {name: float((logits.argmax(1) == labels).float().mean())
+                for name, logits in (("fused", out.high + out.mid), ("high", out.high))}
+    assert accuracy["fused"] != accuracy["high"]  # the data tell the heads apart
+    assert res.accuracy("fused") == pytest.approx(accuracy["fused"])
+    assert res.accuracy("high") == pytest.approx(accuracy["high"])
 
 
 def test_checkpoint_survives_an_interrupted_swap(tmp_path):

@@ -12,18 +12,14 @@ from PIL import Image
 from fermixnet.cli import main
 from fermixnet.explain import branch_cams, grad_cam, mix_pair
 from fermixnet.models.weights import load_checkpoint
-from test_inference_scenes import drawn_face, make_checkpoint, tiny_trunk
+from scene_helpers import drawn_face
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_trunk():
-    with tiny_trunk():
-        yield
+pytestmark = pytest.mark.usefixtures("_tiny_trunk")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt"), input_size=48, seed=3)
+def checkpoint_options():
+    return {"input_size": 48, "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +52,8 @@ def test_branch_cams_high_and_mid_differ(model):
 
 
 def test_grad_cam_agrees_with_pytorch_grad_cam(model):
-    """Cross-check against the maintained library when it is installed (optional)."""
-    pgc = pytest.importorskip("pytorch_grad_cam")
+    """Cross-check against the maintained library (grad-cam, in the test extra)."""
+    import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     class HighLogits(torch.nn.Module):

@@ -21,13 +21,7 @@ from fermixnet.inference.faces import complete_landmarks
 from fermixnet.inference.images import collect_inputs, read_image
 from fermixnet.inference.results import ImageResult, results_to_csv, results_to_json
 from fermixnet.inference.video import IoUTracker
-from test_inference_scenes import (
-    background,
-    box_iou,
-    make_checkpoint,
-    scene_with_faces,
-    tiny_trunk,
-)
+from scene_helpers import background, box_iou, scene_with_faces
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 
@@ -37,15 +31,7 @@ def _similarity(angle: float, scale: float, tx: float, ty: float) -> np.ndarray:
     return np.array([[scale * c, -scale * s, tx], [scale * s, scale * c, ty]])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_trunk():
-    with tiny_trunk():
-        yield
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt"), input_size=48)
+pytestmark = pytest.mark.usefixtures("_tiny_trunk")
 
 
 # --- alignment --------------------------------------------------------------------------------
@@ -123,14 +109,11 @@ def test_haar_finds_pasted_faces_at_their_positions():
     assert det.detect(background(200, 200, seed=7)) == []
 
 
-@pytest.mark.parametrize(
-    "backend,module,seed", [("mediapipe", "mediapipe", 1), ("dlib", "dlib", 2)]
-)
-def test_optional_backends_find_pasted_faces(backend, module, seed):
-    """Backends of the faces extra / installed by hand find unoccluded drawn faces, and give
-    landmarks in fermixnet's order; skipped when their package is absent."""
-    pytest.importorskip(module)
-    det = create_detector(backend)
+def test_dlib_backend_finds_pasted_faces():
+    """The faces extra's default backend (dlib-bin and its 5-point model, also in the test
+    extra) finds unoccluded drawn faces and gives landmarks in fermixnet's order."""
+    seed = 2
+    det = create_detector("dlib")
     img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
     faces = det.detect(img)
     assert len(faces) == 2

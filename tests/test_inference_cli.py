@@ -11,14 +11,7 @@ import pytest
 from PIL import Image
 
 from fermixnet.cli import main
-from test_inference_scenes import (
-    background,
-    box_iou,
-    drawn_face,
-    make_checkpoint,
-    scene_with_faces,
-    tiny_trunk,
-)
+from scene_helpers import background, box_iou, drawn_face, scene_with_faces
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 needs_ort = pytest.mark.skipif(
@@ -27,15 +20,12 @@ needs_ort = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_trunk():
-    with tiny_trunk():
-        yield
+pytestmark = pytest.mark.usefixtures("_tiny_trunk")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt"), input_size=40)
+def checkpoint_options():
+    return {"input_size": 40, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +219,35 @@ def test_export_int8_writes_a_checked_model_that_predict_runs(
                  "--detector", "aligned"]) == 0
     probs = json.loads(capsys.readouterr().out)["results"][0]["faces"][0]["probs"]
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@needs_ort
+@pytest.mark.slow
+@pytest.mark.parametrize("disagree,written", [(11, False), (9, True)])  # of 1000: 98.9 %, 99.1 %
+def test_export_int8_gate_at_the_default_threshold(
+    checkpoint, calib_folder, tmp_path, capsys, monkeypatch, disagree, written
+):
+    """The default --min-agreement (99 %) refuses 98.9 % and writes 99.1 %: the measured
+    agreement is mocked (1000 predictions) so the test is about the gate, not the model."""
+    import numpy as np
+
+    from fermixnet.inference import quantize
+
+    def predictions(path, images, batch=64):
+        pred = np.zeros(1000, dtype=np.int64)
+        if ".int8" in str(path):
+            pred[:disagree] = 1
+        return pred
+
+    monkeypatch.setattr(quantize, "predict_onnx", predictions)
+    out = tmp_path / "model.onnx"
+    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--int8",
+            "--calib-data", f"folder:{calib_folder}", "--calib-images", "8", "--check-images", "6"]
+    assert main(argv) == (0 if written else 1)
+    captured = capsys.readouterr()
+    assert f"{(1000 - disagree) / 1000:.1%} of 6 held-out faces" in captured.out
+    assert (tmp_path / "model.int8.onnx").exists() == written
+    assert ("below --min-agreement 99.0%" in captured.err) != written
 
 
 @needs_ort

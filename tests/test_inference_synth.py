@@ -14,22 +14,14 @@ from fermixnet.cli import main
 from fermixnet.data import occluders, synthetic
 from fermixnet.inference.align import estimate_similarity
 from fermixnet.inference.faces import complete_landmarks
-from test_inference_scenes import background, box_iou, make_checkpoint, paste, tiny_trunk
+from scene_helpers import background, box_iou, paste
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 
 FACE = 96
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_trunk():
-    with tiny_trunk():
-        yield
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt"), input_size=48)
+pytestmark = pytest.mark.usefixtures("_tiny_trunk")
 
 
 def _face(index: int, occlusion: str | None) -> tuple[np.ndarray, dict[str, object]]:

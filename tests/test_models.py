@@ -52,6 +52,22 @@ def test_logits_are_high_plus_mid() -> None:
     torch.testing.assert_close(mid, out.mid)
 
 
+def test_mid_branch_pools_with_global_max() -> None:
+    """Eq. 6: F_mid = GMP(ReLU(Conv6(F))), global MAX pooling; the average would differ."""
+    from fermixnet.models import MidBranch
+
+    torch.manual_seed(0)
+    branch = MidBranch(4, 3).eval()
+    f4 = torch.randn(2, 4, 5, 5)  # (B, C, h, w) conv4_x map
+    with torch.no_grad():
+        act = torch.relu(branch.conv(f4))
+        expected = branch.fc(act.amax(dim=(2, 3)))  # (B, C) -> (B, K)
+        average = branch.fc(act.mean(dim=(2, 3)))
+        got = branch(f4)
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, average, atol=1e-3)
+
+
 def test_forward_head_matches_forward() -> None:
     model = create_model("resnet18", num_classes=7).eval()
     x = torch.randn(2, 3, 32, 32)

@@ -17,14 +17,21 @@ from fermixnet.report.plots import mix_sample_columns
 CLASSES = ["neutral", "happy", "sad"]
 
 
-def fake_run(path: Path, name: str, correct: int, epochs: int = 2) -> Path:
-    """A run folder whose test accuracy is `correct` / 8 and with a two-epoch history."""
+def fake_run(path: Path, name: str, correct: int, epochs: int = 2, best_correct: int | None = None
+             ) -> Path:
+    """A run folder whose test accuracy is `correct` / 8 with the last weights and
+    `best_correct` / 8 (default `correct` - 2) with the best-by-validation ones; the first image
+    is always wrong with the best weights, so their `occlusion=upper` subset differs too."""
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
-    logits = torch.nn.functional.one_hot(labels, 3).float()
-    logits[correct:] = torch.nn.functional.one_hot((labels[correct:] + 1) % 3, 3).float()
-    res = compute_eval_result("occ", {"fused": logits, "high": logits}, labels, CLASSES,
-                              {"occluded": [0, 1, 2, 3], "occlusion=upper": [0, 1]})
-    for which in ("last", "best"):
+    best_correct = correct - 2 if best_correct is None else best_correct
+    for which, n in (("last", correct), ("best", best_correct)):
+        logits = torch.nn.functional.one_hot(labels, 3).float()
+        wrong = torch.arange(8) >= n if which == "last" else torch.arange(8) >= n + 1
+        if which == "best":
+            wrong[0] = True
+        logits[wrong] = torch.nn.functional.one_hot((labels[wrong] + 1) % 3, 3).float()
+        res = compute_eval_result("occ", {"fused": logits, "high": logits}, labels, CLASSES,
+                                  {"occluded": [0, 1, 2, 3], "occlusion=upper": [0, 1]})
         res.save(path / "eval" / f"occ-{which}.json")
     history = [{"epoch": e + 1, "train_loss": 2.0 - e, "train_acc": 0.3 + 0.1 * e,
                 "val_accuracy": 0.4 + 0.1 * e} for e in range(epochs)]
@@ -41,11 +48,15 @@ def test_report_puts_runs_side_by_side(tmp_path):
     md_path = write_report([a, b], tmp_path / "out")
     md = md_path.read_text()
     assert "| metric | baseline | fermixnet |" in md
+    # last and best differ in every fixture, so swapping or merging them shows
     assert "| accuracy (last epoch, fused) | 50.00 | 75.00 |" in md
-    assert "| occlusion=upper (best by val) | 100.00 | 100.00 |" in md
+    assert "| accuracy (best by val, fused) | 25.00 | 50.00 |" in md
+    assert "| occlusion=upper (best by val) | 50.00 | 50.00 |" in md
+    assert "| occlusion=upper (last epoch) | 100.00 | 100.00 |" in md
     assert "## Training curves" in md and "confusion_fermixnet_occ.png" in md
     rows = list(csv.reader((tmp_path / "out" / "report.csv").open()))
-    assert ["fermixnet", "occ", "accuracy (best by val, fused)", "0.75"] in rows
+    assert ["fermixnet", "occ", "accuracy (best by val, fused)", "0.5"] in rows
+    assert ["fermixnet", "occ", "accuracy (last epoch, fused)", "0.75"] in rows
     assert ["baseline", "train", "epoch 2 val_accuracy", "0.5"] in rows
     for png in ("curves.png", "confusion_baseline_occ.png", "subsets_occ.png"):
         assert (tmp_path / "out" / "plots" / png).stat().st_size > 1000

@@ -9,6 +9,9 @@ Directories cannot be replaced atomically by `os.replace` when the target exists
 checkpoint is written complete into a temporary sibling folder and swapped in with two renames:
 `last -> .old-last`, `.tmp-last -> last`. A kill between the renames leaves `.old-last` complete,
 and `recover` puts it back; a kill while writing leaves only a `.tmp-*` folder that is ignored.
+
+A checkpoint is never written with a NaN/inf tensor (weights, BatchNorm buffers, optimizer
+state): `save_train_checkpoint` raises `TrainingDivergedError` first and the previous one stays.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fermixnet.engine.loop import TrainingDivergedError
 from fermixnet.fileio import atomic_write, temp_dir
 
 STATE_FILE = "train_state.pt"
@@ -70,6 +75,37 @@ def recover(root: Path, name: str) -> Path | None:
     return None
 
 
+def first_non_finite(obj: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first floating tensor in `obj` (nested dicts, lists, tuples) that
+    holds a NaN or an infinity, or None when every one is finite."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            return None if bool(torch.isfinite(obj).all()) else prefix or "tensor"
+        return None
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for key, value in items:
+        found = first_non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_non_finite(root: Path, name: str, model: torch.nn.Module,
+                       state: dict[str, Any]) -> None:
+    """The loss NaN guard's sibling: a finite loss can still leave NaN weights (e.g. an inf
+    gradient on the last step of an epoch); such a state is never saved."""
+    bad = first_non_finite({"model": model.state_dict(), **state})
+    if bad is not None:
+        raise TrainingDivergedError(
+            f"tensor {bad!r} became NaN/inf in epoch {state.get('epoch', '?')}; training stopped "
+            f"and {root / name} was not overwritten")
+
+
 def save_train_checkpoint(
     root: Path, name: str, model: torch.nn.Module, meta: dict[str, Any], state: dict[str, Any]
 ) -> Path:
@@ -84,9 +120,13 @@ def save_train_checkpoint(
 
     Returns:
         The checkpoint folder.
+
+    Raises:
+        TrainingDivergedError: a tensor of the model or of `state` is NaN/inf (nothing written).
     """
     from fermixnet.models.weights import save_checkpoint
 
+    _refuse_non_finite(root, name, model, state)
     root.mkdir(parents=True, exist_ok=True)
     recover(root, name)  # never destroy the only complete copy
     tmp = temp_dir(root, prefix=f".tmp-{name}-")

@@ -228,7 +228,8 @@ def fit(
     Raises:
         ValueError: bad config/data, an existing run without `resume`, classes that do not match.
         FileNotFoundError: a data root or the checkpoint to resume is missing.
-        TrainingDivergedError: the loss became NaN/inf; `checkpoints/last` is the last good one.
+        TrainingDivergedError: the loss or a tensor to checkpoint became NaN/inf;
+            `checkpoints/last` and `best` are the last good ones.
     """
     out_dir = Path(out_dir)
     if cfg.train.cpu_threads is not None:

@@ -81,7 +81,8 @@ def save_checkpoint(model: nn.Module, folder: str | Path, meta: Mapping[str, Any
         The path of the safetensors file.
 
     Raises:
-        ValueError: if `meta` contradicts the model (e.g. another `num_classes`) or is not JSON.
+        ValueError: if `meta` contradicts the model (e.g. another `num_classes`) or is not JSON,
+            or a tensor holds NaN/inf (nothing is written).
     """
     net = unwrap_model(model)
     auto = {"arch": net.arch, "num_classes": net.num_classes, "mid_branch": net.mid_branch}
@@ -107,6 +108,10 @@ def save_checkpoint(model: nn.Module, folder: str | Path, meta: Mapping[str, Any
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(f"{folder}: not written: tensor {bad[0]!r} holds NaN/inf "
+                         f"({len(bad)} tensors in all)")
     weights = folder / WEIGHTS_NAME
     atomic_save(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     atomic_write(folder / META_NAME, text + "\n")

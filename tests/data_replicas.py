@@ -1,4 +1,5 @@
-"""Tiny on-disk replicas of the data set formats, shared by the tests/test_data_*.py files.
+"""Tiny on-disk replicas of the data set formats, shared by the tests/test_data_*.py files
+(plain helpers, not a test module).
 
 Images are 8-16 px, generated with a seeded generator; list files copy the real layouts and
 quirks (CRLF, a duplicated line, `N 7` headers, FED-RO's `neural` folder, AffectNet codes 8-10).
@@ -57,13 +58,6 @@ def make_folder_tree(root: Path, layout: dict[str, dict[str, int]]) -> Path:
                 write_image(root / split / name / f"{k}.png", seed)
                 seed += 1
     return root
-
-
-def test_replica_images_are_reproducible(tmp_path):
-    a = write_image(tmp_path / "a.png", seed=3)
-    b = write_image(tmp_path / "b.png", seed=3)
-    assert a.read_bytes() == b.read_bytes()
-    assert np.asarray(Image.open(a)).shape == (12, 10, 3)
 
 
 # --- RAF-DB ------------------------------------------------------------------------------------

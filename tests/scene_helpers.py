@@ -1,11 +1,7 @@
-"""Test scenes for the inference tests: drawn faces pasted into larger images at known places,
-and a tiny random checkpoint. (Helpers only; imported by the other test_inference* files.)"""
+"""Test scenes for the inference tests: drawn faces pasted into larger images at known places.
+(Plain helpers, not a test module; the shared fixtures live in conftest.py.)"""
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -75,58 +71,3 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-TINY_ARCH = "tiny-inference-test"
-
-
-@contextlib.contextmanager
-def tiny_trunk() -> Iterator[None]:
-    """Register a three-conv trunk with BatchNorm for the duration (keeps export and CAM tests
-    fast), and remove it afterwards so other tests see only the real model list."""
-    from torch import nn
-
-    from fermixnet.models import Trunk, register_model, registry
-
-    class TinyTrunk(Trunk):
-        channels = (16, 32)
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
-            self.layer3 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
-            self.layer4 = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU())
-
-        def forward_features(self, x):
-            f4 = self.layer3(self.stem(x))
-            return f4, self.layer4(f4)
-
-        def conv5_module(self) -> nn.Module:
-            return self.layer4
-
-    register_model(TINY_ARCH)(TinyTrunk)
-    try:
-        yield
-    finally:
-        registry._TRUNKS.pop(TINY_ARCH, None)  # the registry has no public unregister
-
-
-def make_checkpoint(
-    folder: Path, input_size: int = 48, seed: int = 0, arch: str = TINY_ARCH
-) -> Path:
-    """A randomly initialised FERMixNet (tiny trunk unless ``arch`` says otherwise; inside
-    :func:`tiny_trunk`), saved with save_checkpoint; BatchNorm statistics are randomised so eval
-    mode is exercised."""
-    import torch
-
-    from fermixnet.models import create_model
-    from fermixnet.models.weights import save_checkpoint
-
-    torch.manual_seed(seed)
-    model = create_model(arch, num_classes=7, mid_branch=True)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    save_checkpoint(model, folder, {"input_size": input_size})
-    return folder

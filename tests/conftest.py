@@ -1,0 +1,167 @@
+"""Shared fixtures, in sections (other test areas add theirs in their own section):
+
+- threads: `one_thread`;
+- tiny models and checkpoints: `_tiny_trunk`, `checkpoint_options`, `checkpoint`;
+- generated engine data: `make_manifest`, `tiny_config`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fermixnet.labels import CANONICAL
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared CPU it is several times faster than two, and
+    subprocesses run with OMP_NUM_THREADS=1 then compute exactly the same floats."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- tiny models and checkpoints --------------------------------------------------------------
+
+TINY_ARCH = "tiny-inference-test"
+
+
+@contextlib.contextmanager
+def _registered_tiny_trunk() -> Iterator[None]:
+    """Register a three-conv trunk with BatchNorm for the duration (keeps export and CAM tests
+    fast), and remove it afterwards so other tests see only the real model list."""
+    from torch import nn
+
+    from fermixnet.models import Trunk, register_model, registry
+
+    class TinyTrunk(Trunk):
+        channels = (16, 32)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+            self.layer3 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
+            self.layer4 = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU())
+
+        def forward_features(self, x):
+            f4 = self.layer3(self.stem(x))
+            return f4, self.layer4(f4)
+
+        def conv5_module(self) -> nn.Module:
+            return self.layer4
+
+    register_model(TINY_ARCH)(TinyTrunk)
+    try:
+        yield
+    finally:
+        registry._TRUNKS.pop(TINY_ARCH, None)  # the registry has no public unregister
+
+
+@pytest.fixture(scope="module")
+def _tiny_trunk() -> Iterator[None]:
+    """The tiny trunk registered as `tiny-inference-test` for the module's tests."""
+    with _registered_tiny_trunk():
+        yield
+
+
+@pytest.fixture(scope="module")
+def checkpoint_options() -> dict[str, int]:
+    """`input_size` and `seed` of the `checkpoint` fixture (a module may override this)."""
+    return {"input_size": 48, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(_tiny_trunk, tmp_path_factory: pytest.TempPathFactory,
+               checkpoint_options: dict[str, int]) -> Path:
+    """A randomly initialised tiny FERMixNet saved with save_checkpoint; BatchNorm statistics
+    are randomised so eval mode is exercised."""
+    from fermixnet.models import create_model
+    from fermixnet.models.weights import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(checkpoint_options.get("seed", 0))
+    model = create_model(TINY_ARCH, num_classes=7, mid_branch=True)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    save_checkpoint(model, folder, {"input_size": checkpoint_options["input_size"]})
+    return folder
+
+
+# --- generated engine data --------------------------------------------------------------------
+
+OCCLUSIONS = ("none", "upper", "lower", "left", "right", "corner")
+
+
+def _write_manifest(root: Path, per_class: int = 6, size: int = 32, classes: int = 7,
+                    test_per_class: int = 3, seed: int = 0) -> Path:
+    """Write `per_class` train and `test_per_class` test PNGs per class plus `manifest.csv`.
+
+    Each class has its own colour and stripe position, so a tiny model can learn it; test rows
+    get an `occlusion` and `occluder` value (a grey block over the named region) for subsets.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for c in range(classes):
+            for k in range(n):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += np.uint8(120 + 10 * c)
+                band = (c * size) // classes
+                img[band: band + max(2, size // classes), :, :] = 255
+                occ = OCCLUSIONS[(c + k) % len(OCCLUSIONS)] if split == "test" else "none"
+                if occ in ("upper", "lower"):
+                    sl = slice(0, size // 2) if occ == "upper" else slice(size // 2, size)
+                    img[sl] = 128
+                rel = f"{split}/{CANONICAL[c]}_{k}.png"
+                (root / split).mkdir(exist_ok=True)
+                Image.fromarray(img).save(root / rel)
+                occluder = "mask" if occ == "lower" else ("sunglasses" if occ == "upper" else "")
+                rows.append([rel, CANONICAL[c], split, occ, occluder])
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "split", "occlusion", "occluder"])
+        w.writerows(rows)
+    return root
+
+
+def _write_tiny_config(tmp: Path, root: Path, epochs: int = 3) -> Path:
+    """A recipe small enough for a shared 2-core CPU: ResNet-18 at 32 px, 2 steps per epoch."""
+    path = tmp / "tiny.yaml"
+    path.write_text(f"""
+model: {{name: resnet18, num_classes: 7, input_size: 32}}
+data: {{train: ["manifest:{root}"], test: ["manifest:{root}"], workers: 0,
+        cache_dir: "{tmp / 'cache'}"}}
+mix: {{p_mix: 0.5}}
+optim: {{lr: 0.02}}
+sched: {{name: step, step_size: 1, gamma: 0.5}}
+train: {{epochs: {epochs}, batch_size: 8, device: cpu, log_every: 1}}
+eval: {{batch_size: 16}}
+""")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_manifest() -> Callable[..., Path]:
+    """`make_manifest(root, per_class=6, size=32, classes=7, test_per_class=3, seed=0)`: a
+    generated manifest data set (see `_write_manifest`); returns `root`."""
+    return _write_manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., Path]:
+    """`tiny_config(tmp, root, epochs=3)`: writes `tmp/tiny.yaml` training on `root`."""
+    return _write_tiny_config
