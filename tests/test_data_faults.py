@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from fermixnet.cli import main
-from test_data_replicas import (
+from data_replicas import (
     make_affectnet_csv,
     make_affectnet_npy,
     make_fedro,

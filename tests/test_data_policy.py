@@ -13,7 +13,7 @@ from fermixnet.config import load_config
 from fermixnet.data import create_dataset, occluders
 from fermixnet.data.cache import build_cache
 from fermixnet.engine import fit
-from test_data_replicas import make_folder_tree, write_corrupt, write_image
+from data_replicas import make_folder_tree, write_corrupt, write_image
 
 
 def _manifest_with_a_bad_image(root: Path) -> Path:
