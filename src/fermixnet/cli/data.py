@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 
 _SPEC_HELP = "data set as NAME:ROOT[,key=value...], e.g. rafdb:/data/RAF-DB (repeatable)"
 
@@ -89,7 +88,7 @@ def run_cache(args: argparse.Namespace) -> int:
     dataset = open_datasets(specs, args.split)
     cached = build_cache(
         dataset, size, args.cache_dir, workers=args.workers,
-        on_error="skip" if args.skip_bad else "raise", progress=sys.stderr.isatty(),
+        on_error="skip" if args.skip_bad else "raise", progress=True,
     )  # fmt: skip
     print(f"{cached.path}: {len(cached)} images {size[0]}x{size[1]}, {len(cached.skipped)} skipped")
     return 0
