@@ -78,3 +78,20 @@ def test_task_checkpoint_requeues_the_same_run(tmp_path):
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
     assert delayed.function is task and delayed.args == (cfg, str(run))
     assert json.loads((run / TASK_FILE).read_text())["state"] == "requeued"
+
+
+def test_a_requeued_task_stays_requeued_when_submitit_exits_it(tmp_path):
+    """submitit's handler calls checkpoint() and then sys.exit(); the record must keep saying
+    'requeued' so that neither --status nor a resubmission takes the run for stopped."""
+    pytest.importorskip("submitit")
+    run = tmp_path / "cfg" / "seed0"
+    cfg = Config.from_dict({"name": "cfg"}).to_dict()
+
+    def preempted_fit(cfg_obj, out_dir, resume=False):
+        task.checkpoint(cfg, str(run))
+        raise SystemExit(-1)
+
+    task = RunTask(preempted_fit)
+    with pytest.raises(SystemExit):
+        task(cfg, str(run))
+    assert json.loads((run / TASK_FILE).read_text())["state"] == "requeued"

@@ -13,6 +13,7 @@ same task; the requeued task resumes the run from its last checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -97,6 +98,13 @@ def _job_id() -> str | None:
     return submitit.JobEnvironment().job_id
 
 
+def _requeued(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))["state"] == "requeued"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 class RunTask:
     """One run of a sweep; the callable that submitit pickles and the local launcher calls.
 
@@ -131,7 +139,7 @@ class RunTask:
         try:
             runner(cfg, out, resume=status == "partial")
         except BaseException as err:
-            if main:
+            if main and not _requeued(out):  # submitit's requeue exits through here
                 state = "failed" if isinstance(err, Exception) else "stopped"
                 write_json(out / TASK_FILE, {**record, "state": state,
                                              "error": f"{type(err).__name__}: {err}"})

@@ -56,7 +56,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _job_alive(rec: dict[str, Any], sweep_dir: Path) -> bool | None:
     """Is the recorded task still alive? None when it cannot be told from here."""
-    if rec.get("host") == socket.gethostname() and rec.get("pid"):
+    requeued = rec.get("state") == "requeued"  # its pid is gone, its job waits in the queue
+    if not requeued and rec.get("host") == socket.gethostname() and rec.get("pid"):
         return _pid_alive(int(rec["pid"]))
     job = rec.get("job_id")
     if not job:
