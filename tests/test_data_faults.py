@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fermixnet.cli import main
 from data_replicas import (
     make_affectnet_csv,
     make_affectnet_npy,
@@ -28,6 +27,7 @@ from data_replicas import (
     make_rafdb,
     write_image,
 )
+from fermixnet.cli import main
 
 ERROR = "error in both modes"  # a fault that skip_bad does not skip
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_replicas import make_folder_tree, write_corrupt, write_image
 from fermixnet.cli import main
 from fermixnet.config import load_config
 from fermixnet.data import create_dataset, occluders
 from fermixnet.data.cache import build_cache
 from fermixnet.engine import fit
-from data_replicas import make_folder_tree, write_corrupt, write_image
 
 
 def _manifest_with_a_bad_image(root: Path) -> Path:

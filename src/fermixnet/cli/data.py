@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 
 _SPEC_HELP = "data set as NAME:ROOT[,key=value...], e.g. rafdb:/data/RAF-DB (repeatable)"
 
@@ -90,7 +89,7 @@ def run_cache(args: argparse.Namespace) -> int:
     dataset = open_datasets(specs, args.split)
     cached = build_cache(
         dataset, size, args.cache_dir, workers=args.workers,
-        on_error="skip" if args.skip_bad else None, progress=sys.stderr.isatty(),
+        on_error="skip" if args.skip_bad else None, progress=True,
     )  # fmt: skip
     record = cached.skip_record()
     total = sum(record["skipped"].values())

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -45,18 +44,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--names", nargs="+", help="column label of each run")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("sweep", help="run configs x seeds and tabulate mean and spread")
-    p.add_argument("--configs", nargs="+", type=Path, required=True)
+    p = sub.add_parser("sweep", help="run configs x seeds and tabulate mean and spread",
+                       description="Run every config with every seed into OUT/<config>/seed<k>/ "
+                       "and tabulate mean and spread. Finished runs are skipped and interrupted "
+                       "ones resumed, so the same command can be started again after a kill.")
+    p.add_argument("--configs", nargs="+", type=Path)
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--status", action="store_true",
+                   help="say which runs of OUT are done, running, stopped, failed or pending, "
+                   "and tabulate what is done (runs nothing)")
+    p.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
+                   help="local: one run after another in this process; slurm: one array job "
+                   "via submitit (extra `cluster`); submitit-local: the same submission path "
+                   "as subprocesses on this machine (default: local)")
     _add_set(p)
+    _add_slurm_options(p)
     p.set_defaults(func=cmd_sweep)
+
+
+def _add_slurm_options(p: argparse.ArgumentParser) -> None:
+    # Defaults live in `SlurmOptions` (imported only when used: `--help` stays torch-free).
+    g = p.add_argument_group("slurm launcher (one array task per run; defaults: docs/training.md)")
+    g.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    g.add_argument("--time", help="time limit per task: minutes, HH:MM:SS or D-HH:MM:SS")
+    g.add_argument("--gpus-per-task", type=int)
+    g.add_argument("--cpus-per-task", type=int)
+    g.add_argument("--mem-gb", type=float, help="memory per task (default: the partition's)")
+    g.add_argument("--parallelism", type=int, help="tasks running at once")
+    g.add_argument("--slurm-option", dest="slurm_options", metavar="KEY=VALUE", nargs="+",
+                   action="extend", default=[], help="further sbatch options, e.g. account=lab")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """`fermixnet train --config C --out RUN [--set k=v ...]` or `--resume RUN`."""
     from fermixnet.config import load_config
     from fermixnet.engine import TrainingDivergedError, fit
+    from fermixnet.engine.distributed import process_rank
 
     if args.resume is not None:
         if args.config is not None or (args.out is not None and args.out != args.resume):
@@ -74,8 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
         return 3
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0  # under torchrun only rank 0 reports
+    if process_rank() != 0:
+        return 0  # under torchrun or srun only rank 0 reports
     if result.best_epoch is not None:
         print(f"best validation {cfg.eval.select} {result.best_val:.4f} at epoch "
               f"{result.best_epoch}")
@@ -106,9 +130,55 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """`fermixnet sweep --configs C... --seeds S... --out DIR [--set k=v ...]`."""
-    from fermixnet.engine.sweep import sweep
+def _slurm_options(args: argparse.Namespace):
+    from fermixnet.engine.sweep_launch import SlurmOptions, parse_time
 
-    print(sweep(args.configs, args.seeds, args.out, args.overrides))
-    return 0
+    extra = {}
+    for item in args.slurm_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm-option {item!r}: expected KEY=VALUE, e.g. account=lab")
+        extra[key.strip().lstrip("-")] = value
+    given = dict(partition=args.partition, gpus_per_task=args.gpus_per_task,
+                 cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                 parallelism=args.parallelism,
+                 time_min=None if args.time is None else parse_time(args.time))
+    return SlurmOptions(**{k: v for k, v in given.items() if v is not None}, extra=extra)
+
+
+def _print_status(out: Path) -> bool:
+    """Print the runs' states and the summary of the done ones; True when all are done."""
+    from fermixnet.engine.sweep import write_summary
+    from fermixnet.engine.sweep_status import format_status, sweep_status
+
+    infos = sweep_status(out)
+    print(format_status(infos))
+    md = write_summary(out)
+    print(md.read_text(encoding="utf-8"), end="")
+    print(f"summary: {md}")
+    return all(i.state == "done" for i in infos)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`fermixnet sweep --configs C... --seeds S... --out DIR [--launcher L] [--set k=v ...]`,
+    or `fermixnet sweep --status --out DIR`."""
+    from fermixnet.engine.sweep import submit_sweep, sweep
+
+    if args.status:
+        return 0 if _print_status(args.out) else 1
+    if not args.configs:
+        raise ValueError("sweep needs --configs FILE... (or --status to look at --out)")
+    if args.launcher == "local":
+        print(sweep(args.configs, args.seeds, args.out, args.overrides))
+        return 0
+    cluster = "slurm" if args.launcher == "slurm" else "local"
+    jobs = submit_sweep(args.configs, args.seeds, args.out, args.overrides, cluster=cluster,
+                        options=_slurm_options(args))
+    if cluster == "slurm":
+        if jobs:
+            print(f"submitted array job {jobs[0].job_id.split('_')[0]} with {len(jobs)} tasks; "
+                  f"follow it with: fermixnet sweep --status --out {args.out}")
+        else:
+            print(f"nothing to submit; see fermixnet sweep --status --out {args.out}")
+        return 0
+    return 0 if _print_status(args.out) else 1

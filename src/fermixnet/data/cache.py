@@ -27,6 +27,7 @@ import torch.utils.data
 
 from fermixnet.data.base import FERDataset
 from fermixnet.data.imageio import ImageReadError, resize_rgb
+from fermixnet.progress import progress_bar
 
 CACHE_FORMAT = 1
 MAX_LISTED = 20  # decode errors listed by name in `CachedImages.skip_record`
@@ -240,7 +241,7 @@ def build_cache(
         on_error: `raise` on an undecodable image, or `skip` it (listed in `skipped`); default
             the data set's policy: `skip` when it was read with `skip_bad`, else `raise`. Part
             of the cache key.
-        progress: show a tqdm bar.
+        progress: show a bar on a terminal, else progress lines (`fermixnet.progress`).
 
     Raises:
         ImageReadError / FileNotFoundError: a bad or missing image with `on_error="raise"`.
@@ -330,21 +331,16 @@ def _fill(
     n = len(dataset)
     chunks = [range(s, min(s + 64, n)) for s in range(0, n, 64)]
     workers = workers or min(8, os.cpu_count() or 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc=f"caching {dataset.name}:{dataset.split}", unit="img")
+    bar = progress_bar(total=n, desc=f"caching {dataset.name}:{dataset.split}", unit="img",
+                       disable=not progress)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for done in pool.map(work, chunks):
-            if bar is not None:
-                bar.update(done)
+            bar.update(done)
     finally:
         # On an error or Ctrl-C, queued chunks are dropped rather than decoded for nothing.
         pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
+        bar.close()
     return failed
 
 

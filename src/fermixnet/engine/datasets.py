@@ -61,8 +61,10 @@ def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str,
 
 def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | None) -> Dataset:
     from fermixnet.data.cache import ImageTensorDataset, build_cache
+    from fermixnet.engine.distributed import process_rank
 
-    return ImageTensorDataset(build_cache(ds, size=(size, size), cache_dir=cache_dir),
+    return ImageTensorDataset(build_cache(ds, size=(size, size), cache_dir=cache_dir,
+                                          progress=process_rank() == 0),
                               transform=transform)
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fermixnet.engine.distributed import all_gather_objects
+from fermixnet.engine.distributed import all_gather_objects, process_rank
 from fermixnet.fileio import atomic_write
+from fermixnet.progress import progress_bar
 
 HEADS: tuple[str, ...] = ("fused", "high", "mid")
 
@@ -75,7 +76,9 @@ def predict(
     chunks: dict[str, list[torch.Tensor]] = {}
     labels, indices = [], []
     seen = 0
-    for batch in loader:
+    bar = progress_bar(loader, desc="eval", unit="batch", disable=process_rank() != 0,
+                       leave=False)
+    for batch in bar:
         x, y = batch[0], batch[1]
         # Loaders without indices (plain `(image, label)` batches) count in order.
         idx = batch[2] if len(batch) > 2 else torch.arange(seen, seen + len(y))

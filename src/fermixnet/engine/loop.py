@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from fermixnet.augment import one_hot
 from fermixnet.engine.distributed import all_reduce_sum
 from fermixnet.engine.evaluate import to_model_input
 from fermixnet.engine.sam import SAM
+from fermixnet.progress import progress_bar
 
 
 class TrainingDivergedError(RuntimeError):
@@ -67,7 +67,7 @@ class EpochContext:
     log_every: int = 20
     max_steps: int | None = None
     world_size: int = 1
-    show_progress: bool = False
+    show_progress: bool = False  # a bar on a terminal, else lines at an interval
     hook: Callable[[StepInfo], None] | None = None
     log: Callable[[int, dict[str, float]], None] | None = None  # (global_step, scalars)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
@@ -163,8 +163,8 @@ def train_one_epoch(
     stats = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen, steps
     images, t0 = 0, time.perf_counter()
     total = len(loader) if ctx.max_steps is None else min(len(loader), ctx.max_steps)
-    bar = tqdm(loader, total=total, desc=f"epoch {epoch + 1}", disable=not ctx.show_progress,
-               leave=False, dynamic_ncols=True)
+    bar = progress_bar(loader, total=total, desc=f"epoch {epoch + 1}",
+                       disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
     step = 0
     for step, (x, y) in enumerate(bar, start=1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)

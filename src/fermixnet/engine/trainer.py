@@ -312,7 +312,7 @@ def _train_epochs(run, model, optimizer, scheduler, data, loader, st: RunState, 
         amp_dtype=run.amp_dtype, scaler=run.scaler, channels_last=run.channels_last,
         grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
         max_steps=cfg.train.max_steps_per_epoch, world_size=dist.world_size,
-        show_progress=dist.is_main and _isatty(), hook=hook, log=logger.scalars,
+        show_progress=dist.is_main, hook=hook, log=logger.scalars,
     )
     loader, sampler, loader_gen = loader
     for epoch in range(st.epoch, cfg.train.epochs):
@@ -370,9 +370,3 @@ def _final_tests(run: _Run, model, tests: list[TestSet], st: RunState):
             if run.dist.is_main:
                 res["last"].save(run.out_dir / "eval" / f"{name}-best.json")
     return results
-
-
-def _isatty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
