@@ -79,9 +79,9 @@ def test_best_is_chosen_on_validation_and_test_reports_last_and_best(
     assert load_train_state(run / "checkpoints" / "best")["epoch"] == 2
     assert sorted(c["epoch"] for c in test_calls) == [2, 3]  # best and last, each once
     # Each is reported as measured: `best` is epoch 2's 0.3 although `last` scored 0.7.
-    test = result.test["manifest"]
+    test = result.test["data"]  # named by its root folder
     assert (test["last"].accuracy(), test["best"].accuracy()) == (0.7, 0.3)
-    summary = json.loads((run / "metrics.json").read_text())["test"]["manifest"]
+    summary = json.loads((run / "metrics.json").read_text())["test"]["data"]
     assert (summary["last"]["accuracy"], summary["best"]["accuracy"]) == (0.7, 0.3)
     for which, acc in (("last", 0.7), ("best", 0.3)):
         saved = json.loads((run / "eval" / f"manifest-{which}.json").read_text())
