@@ -84,5 +84,5 @@ def test_best_is_chosen_on_validation_and_test_reports_last_and_best(
     summary = json.loads((run / "metrics.json").read_text())["test"]["data"]
     assert (summary["last"]["accuracy"], summary["best"]["accuracy"]) == (0.7, 0.3)
     for which, acc in (("last", 0.7), ("best", 0.3)):
-        saved = json.loads((run / "eval" / f"manifest-{which}.json").read_text())
+        saved = json.loads((run / "eval" / f"data-{which}.json").read_text())
         assert saved["heads"]["fused"]["overall"]["accuracy"] == acc
