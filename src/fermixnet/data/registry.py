@@ -25,7 +25,7 @@ _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.ferplus",
     "fermixnet.data.affectnet",
     "fermixnet.data.fedro",
-    "fermixnet.data.synthetic",
+    "fermixnet.synth.generate",
 )
 _loaded = False
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
