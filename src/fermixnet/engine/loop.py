@@ -65,10 +65,11 @@ class EpochContext:
     channels_last: bool = False
     grad_clip: float | None = None
     log_every: int = 20
-    max_steps: int | None = None
     world_size: int = 1
     show_progress: bool = False
     hook: Callable[[StepInfo], None] | None = None
+    """Called after every optimisation step: the place for per-step extensions (tests simulate
+    kills and divergence here; a progress logger or a stop-at-step-boundary check belongs here)."""
     log: Callable[[int, dict[str, float]], None] | None = None  # (global_step, scalars)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
 
@@ -154,7 +155,8 @@ def optimize_step(model: torch.nn.Module, b: StepBatch, ctx: EpochContext):
 def train_one_epoch(
     model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int
 ) -> dict[str, float]:
-    """Train one epoch; returns mean loss, train accuracy (main images), images/s and steps.
+    """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`);
+    returns mean loss, train accuracy (main images), images/s and steps.
 
     Raises:
         TrainingDivergedError: the loss became NaN/inf (checked every `log_every` steps).
@@ -162,7 +164,7 @@ def train_one_epoch(
     model.train()
     stats = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen, steps
     images, t0 = 0, time.perf_counter()
-    total = len(loader) if ctx.max_steps is None else min(len(loader), ctx.max_steps)
+    total = len(loader)
     bar = tqdm(loader, total=total, desc=f"epoch {epoch + 1}", disable=not ctx.show_progress,
                leave=False, dynamic_ncols=True)
     step = 0
@@ -183,8 +185,6 @@ def train_one_epoch(
             ctx.hook(StepInfo(epoch, step, global_step + step, res.total.detach(), model))
         if step % ctx.log_every == 0 or step == total:
             _check_and_log(stats, ctx, epoch, step, global_step + step, bar, images, t0, res)
-        if step >= total:
-            break
     bar.close()
     stats = all_reduce_sum(stats.clone())
     _raise_if_diverged(float(stats[0]), epoch, step)
