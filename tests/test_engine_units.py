@@ -55,7 +55,7 @@ def _ctx(model, p_mix=1.0, cotrain=True, seed=0, **kw) -> EpochContext:
         criterion=CoTrainingLoss(0.5, 0.5, mode="cotrain" if cotrain else "alternate"),
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device=torch.device("cpu"),
         mean=torch.zeros(1, 3, 1, 1), std=torch.ones(1, 3, 1, 1), num_classes=3,
-        mixer=FERMix(), p_mix=p_mix, cotrain=cotrain,
+        mixer=FERMix(), p_mix=p_mix,
         generator=torch.Generator().manual_seed(seed), log_every=1, **kw)
 
 

@@ -296,8 +296,40 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        """Rules that span sections (each section checks its own fields)."""
         if self.optim.sam and self.train.amp == "fp16":
             raise ValueError("optim.sam does not support train.amp=fp16 (use --set train.amp=bf16)")
+        if self.data.on_device and (self.aug.preset not in ("flip_crop", "none")
+                                    or self.data.balance == "sampler"):
+            raise ValueError(f"data.on_device=true supports aug.preset flip_crop or none (got "
+                             f"{self.aug.preset}) and data.balance none or downsample (got "
+                             f"{self.data.balance}); use --set data.on_device=false")
+
+    def check_inputs(self) -> None:
+        """Check everything a run reads before any work starts: each data spec's adapter name
+        and root, and `model.pretrained`. `fit` calls it first.
+
+        Not part of `__post_init__`: a saved config stays readable where its data are not (a run
+        folder copied to another machine for its report).
+
+        Raises:
+            ValueError: an unknown data set name (naming the key and the valid names).
+            FileNotFoundError: a missing data root or weights file (naming the key and the
+                `--set` that fixes it).
+        """
+        for key in ("train", "val", "test"):
+            for spec in getattr(self.data, key):
+                check_data_spec(spec, f"data.{key}")
+        if self.model.pretrained is not None:
+            from fermixnet.models.pretrained import weights_path
+
+            try:
+                weights_path(self.model.pretrained)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(
+                    f"config key 'model.pretrained': {err} (set it with --set "
+                    "model.pretrained=/path/to/weights.pth, or null to train from scratch)"
+                ) from None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -318,6 +350,27 @@ class Config:
         from fermixnet.fileio import atomic_write
 
         atomic_write(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def check_data_spec(spec: str, key: str) -> None:
+    """Check that the `name:root[,k=v]` spec under config key `key` names a registered data set
+    and a root that exists.
+
+    Raises:
+        ValueError: an unknown data set name.
+        FileNotFoundError: the root does not exist.
+    """
+    from fermixnet.data import list_datasets, parse_data_spec
+
+    name, root, _ = parse_data_spec(spec)
+    if name not in list_datasets():
+        raise ValueError(f"config key '{key}': unknown data set {name!r} in {spec!r}; valid "
+                         f"names: {', '.join(list_datasets())}")
+    if not Path(root).exists():
+        raise FileNotFoundError(
+            f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
+            f"--set {key}={name}:/path/to/{name}"
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from fermixnet.config import Config
+from fermixnet.config import Config, check_data_spec
 
 
 @dataclass
@@ -40,14 +40,10 @@ def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str,
     """Open the `split` of a `name:root[,k=v]` spec; check the root and the class list."""
     from fermixnet.data import create_dataset, parse_data_spec
 
+    check_data_spec(spec, key)
     name, root, opts = parse_data_spec(spec)
     opts = dict(opts)
     split = opts.pop("split", split)
-    if not Path(root).exists():
-        raise FileNotFoundError(
-            f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
-            f"--set {key}={name}:/path/to/{name}"
-        )
     ds = create_dataset(name, root, split, **opts)
     if tuple(ds.classes) != tuple(classes):
         raise ValueError(

@@ -32,7 +32,6 @@ class StepBatch:
     y: torch.Tensor  # (B,) class indices
     x_mix: torch.Tensor | None = None  # (B, 3, H, W)
     y_mix: torch.Tensor | None = None  # (B, K) probabilities (Eq. 5)
-    cotrain: bool = True
 
 
 @dataclass
@@ -51,6 +50,8 @@ class EpochContext:
     """Everything `train_one_epoch` needs besides the model and the data."""
 
     criterion: torch.nn.Module
+    """The Eq. 9 loss; its `mode` (cotrain or alternate, from `mix.cotrain`) also decides
+    whether the mixed batch trains with the main batch or alone."""
     optimizer: torch.optim.Optimizer
     device: torch.device
     mean: torch.Tensor  # (1, 3, 1, 1) on device
@@ -58,7 +59,6 @@ class EpochContext:
     num_classes: int
     mixer: Any = None
     p_mix: float = 0.0
-    cotrain: bool = True
     generator: torch.Generator | None = None  # p_mix draws and mixing parameters
     amp_dtype: torch.dtype | None = None
     scaler: torch.amp.GradScaler | None = None
@@ -89,7 +89,7 @@ def split_output(out: Any, sl: slice) -> Any:
 
 def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext) -> StepBatch:
     """Draw r ~ U(0, 1); if r < p_mix build the mixed batch on the device (Sec. 3.2.2)."""
-    batch = StepBatch(x=x, y=y, cotrain=ctx.cotrain)
+    batch = StepBatch(x=x, y=y)
     if ctx.mixer is None or ctx.p_mix <= 0:
         return batch
     r = float(torch.rand((), generator=ctx.generator))
@@ -100,7 +100,8 @@ def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext) -> Step
 
 
 def forward_loss(model: torch.nn.Module, b: StepBatch, criterion: torch.nn.Module):
-    """Eq. 9 for one step; with co-training ONE forward runs over `cat([x, x_mix])`.
+    """Eq. 9 for one step; with co-training ONE forward runs over `cat([x, x_mix])`, with
+    `criterion.mode == "alternate"` (Fig. 5's alternative) the mixed batch trains alone.
 
     Returns:
         `(LossOutput, main output or None)`.
@@ -108,7 +109,7 @@ def forward_loss(model: torch.nn.Module, b: StepBatch, criterion: torch.nn.Modul
     if b.x_mix is None:
         main = model(b.x)
         return criterion(main, b.y), main
-    if not b.cotrain:  # Fig. 5's alternative: the mixed batch alone
+    if getattr(criterion, "mode", "cotrain") == "alternate":  # the mixed batch alone
         return criterion(None, None, model(b.x_mix), b.y_mix), None
     n = b.x.shape[0]
     both = torch.cat([b.x, b.x_mix])  # (2B, 3, H, W)

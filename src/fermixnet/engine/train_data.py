@@ -146,11 +146,7 @@ class TrainingData:
         from fermixnet.data.device_loader import TensorBatchLoader
         from fermixnet.engine.datasets import stacked_tensors
 
-        cfg, a = self.cfg, self.cfg.aug
-        if a.preset not in ("flip_crop", "none") or cfg.data.balance == "sampler":
-            raise ValueError(f"data.on_device=true supports aug.preset flip_crop or none (got "
-                             f"{a.preset}) and data.balance none or downsample (got "
-                             f"{cfg.data.balance}); use --set data.on_device=false")
+        cfg, a = self.cfg, self.cfg.aug  # Config checked the preset and the balance
         images, labels = stacked_tensors(self.sets.plain)
         loader = TensorBatchLoader(
             images.to(self.device), labels.to(self.device), self._per_process(),

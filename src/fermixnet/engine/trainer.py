@@ -128,6 +128,7 @@ def fit(
         FileNotFoundError: a data root or the checkpoint to resume is missing.
         TrainingDivergedError: the loss became NaN/inf; `checkpoints/last` is the last good one.
     """
+    cfg.check_inputs()  # fail in milliseconds, before any cache is built
     out_dir = Path(out_dir)
     if cfg.train.cpu_threads is not None:
         torch.set_num_threads(cfg.train.cpu_threads)
@@ -230,7 +231,7 @@ def _epoch_context(rt: Runtime, run: Training, data: TrainingData, logger: RunLo
         mean=torch.tensor(cfg.data.mean, device=device).view(1, 3, 1, 1),
         std=torch.tensor(cfg.data.std, device=device).view(1, 3, 1, 1),
         num_classes=cfg.model.num_classes, mixer=build_mixer(cfg.mix.method, **mix_kwargs),
-        p_mix=cfg.mix.p_mix, cotrain=cfg.mix.cotrain, generator=data.mix_generator,
+        p_mix=cfg.mix.p_mix, generator=data.mix_generator,
         amp_dtype=rt.amp_dtype, scaler=rt.scaler, channels_last=rt.channels_last,
         grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
         world_size=rt.dist.world_size, show_progress=rt.dist.is_main and _isatty(), hook=hook,
