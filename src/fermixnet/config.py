@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -21,9 +20,10 @@ from typing import Any
 
 import yaml
 
-from fermixnet.augment.fermix import DEFAULT_PROBS, REGIONS
+from fermixnet.augment.fermix import DEFAULT_PROBS, check_probs
 from fermixnet.config_yaml import apply_overrides, read_yaml_tree
 from fermixnet.labels import CANONICAL
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check(ok: bool, key: str, expected: str, got: Any, example: str) -> None:
@@ -81,9 +81,9 @@ class DataConfig:
     balance: str = "none"
     """Class imbalance (AffectNet, Sec. 4.2): none, downsample (the paper's), or sampler
     (class-balanced draws with replacement; one process only)."""
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
     """Normalisation mean (applied on the device)."""
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    std: tuple[float, float, float] = IMAGENET_STD
     """Normalisation standard deviation."""
 
     def __post_init__(self) -> None:
@@ -148,18 +148,12 @@ class MixConfig:
     def __post_init__(self) -> None:
         _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
-        unknown = sorted(set(self.probs) - set(REGIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown FERMix region(s) {unknown} in 'mix.probs'; expected a subset of "
-                f"{list(REGIONS)}"
-            )
-        _check(all(p >= 0 for p in self.probs.values()), "mix.probs", "non-negative", self.probs,
-               "{upper:0.5,lower:0.5}")
         if self.method == "fermix":
-            total = sum(self.probs.values())
-            _check(math.isclose(total, 1.0, abs_tol=1e-6), "mix.probs",
-                   "probabilities summing to 1", self.probs, "{upper:0.5,lower:0.5}")
+            try:
+                check_probs(self.probs)
+            except ValueError as err:
+                raise ValueError(f"config key 'mix.probs': {err} (set it with --set "
+                                 "mix.probs={upper:0.5,lower:0.5})") from None
 
 
 @dataclass

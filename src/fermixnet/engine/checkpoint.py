@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from fermixnet.fileio import atomic_write, temp_dir
+from fermixnet.models.contract import META_NAME, WEIGHTS_NAME
 
 STATE_FILE = "train_state.pt"
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "meta.json"
+WEIGHTS_FILE, META_FILE = WEIGHTS_NAME, META_NAME
 REQUIRED_FILES = (WEIGHTS_FILE, META_FILE, STATE_FILE)
 
 

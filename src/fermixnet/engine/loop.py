@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from fermixnet.augment import one_hot
 from fermixnet.engine.distributed import all_reduce_sum
-from fermixnet.engine.evaluate import to_model_input
 from fermixnet.engine.sam import SAM
+from fermixnet.models.contract import to_model_input
 
 
 class TrainingDivergedError(RuntimeError):

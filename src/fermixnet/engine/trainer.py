@@ -221,16 +221,13 @@ def _epoch_context(rt: Runtime, run: Training, data: TrainingData, logger: RunLo
     from fermixnet.losses import CoTrainingLoss
 
     cfg, device = rt.cfg, rt.device
-    mix_kwargs = dict(cfg.mix.options)
-    if cfg.mix.method == "fermix":
-        mix_kwargs.setdefault("probs", cfg.mix.probs)
     return EpochContext(
         criterion=CoTrainingLoss(cfg.loss.alpha, cfg.loss.beta,
                                  mode="cotrain" if cfg.mix.cotrain else "alternate"),
         optimizer=run.optimizer, scheduler=run.scheduler, device=device,
         mean=torch.tensor(cfg.data.mean, device=device).view(1, 3, 1, 1),
         std=torch.tensor(cfg.data.std, device=device).view(1, 3, 1, 1),
-        num_classes=cfg.model.num_classes, mixer=build_mixer(cfg.mix.method, **mix_kwargs),
+        num_classes=cfg.model.num_classes, mixer=build_mixer(cfg.mix),
         p_mix=cfg.mix.p_mix, generator=data.mix_generator,
         amp_dtype=rt.amp_dtype, scaler=rt.scaler, channels_last=rt.channels_last,
         grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,

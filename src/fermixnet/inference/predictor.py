@@ -19,9 +19,7 @@ from fermixnet.inference.align import align_face, crop_box
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load_file
 
+from fermixnet.models.contract import WEIGHTS_NAME
+
 if TYPE_CHECKING:
     from fermixnet.models.fermixnet import FERMixNet
 
@@ -89,8 +91,8 @@ def weights_path(path: str | Path) -> Path:
         FileNotFoundError: there is no such file (the message says where such files come from).
     """
     path = Path(path)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"  # one of our checkpoint folders
+    if path.is_dir() and (path / WEIGHTS_NAME).is_file():
+        path = path / WEIGHTS_NAME  # one of our checkpoint folders
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path} ({WHERE_TO_GET})")
     return path
