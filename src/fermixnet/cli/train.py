@@ -57,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """`fermixnet train --config C --out RUN [--set k=v ...]` or `--resume RUN`."""
     from fermixnet.config import load_config
     from fermixnet.engine import TrainingDivergedError, fit
+    from fermixnet.report.plots import mix_samples_preview
 
     if args.resume is not None:
         if args.config is not None or (args.out is not None and args.out != args.resume):
@@ -69,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError("train needs --config FILE and --out RUN (or --resume RUN)")
         cfg, out, resume = load_config(args.config, args.overrides), args.out, False
     try:
-        result = fit(cfg, out, resume=resume)
+        result = fit(cfg, out, resume=resume, preview=mix_samples_preview)
     except TrainingDivergedError as err:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
@@ -108,7 +109,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """`fermixnet sweep --configs C... --seeds S... --out DIR [--set k=v ...]`."""
-    from fermixnet.engine.sweep import sweep
+    from functools import partial
 
-    print(sweep(args.configs, args.seeds, args.out, args.overrides))
+    from fermixnet.engine import fit
+    from fermixnet.engine.sweep import sweep
+    from fermixnet.report.plots import mix_samples_preview
+
+    runner = partial(fit, preview=mix_samples_preview)
+    print(sweep(args.configs, args.seeds, args.out, args.overrides, runner=runner))
     return 0

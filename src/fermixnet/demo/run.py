@@ -150,6 +150,7 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo; returns the table rows, timings and where the report is."""
     from fermixnet.engine import fit
     from fermixnet.report import write_report
+    from fermixnet.report.plots import mix_samples_preview
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -164,7 +165,8 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
             log(f"train: {label}, seed {seed} -> {run_dir}")
             t = time.perf_counter()
             cfg = recipe(model, s, seed, clean, occluded)
-            result = fit(cfg, run_dir, resume=(run_dir / "checkpoints").exists())
+            result = fit(cfg, run_dir, resume=(run_dir / "checkpoints").exists(),
+                         preview=mix_samples_preview)
             timings[f"train {label} seed {seed}"] = time.perf_counter() - t
             _store_template(run_dir, template)
             (test,) = result.test.values()  # the occluded copy holds the clean images too

@@ -2,10 +2,11 @@
 
 Run folder layout (rank 0 writes; see docs/training.md):
 `config.yaml` (resolved), `metrics.csv`, `metrics.json`, `tensorboard/`, `checkpoints/last/` and
-`checkpoints/best/` (best by validation, never by test), `eval/<test>-{last,best}.json`,
-`plots/mix_samples.png`. Each epoch is seeded from `(train.seed, epoch)` alone (data order,
-augmentation, p_mix draws, mixing; `TrainingData.set_epoch`), so `resume` after a kill reproduces
-the uninterrupted run.
+`checkpoints/best/` (best by validation, never by test), `eval/<test>-{last,best}.json`, and
+`plots/mix_samples.png` when the caller passes the report layer's `preview` hook.
+
+Each epoch is seeded from `(train.seed, epoch)` alone (data order, augmentation, p_mix draws,
+mixing; `TrainingData.set_epoch`), so `resume` after a kill reproduces the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from fermixnet.engine.run_log import RunLogger, write_json
 from fermixnet.engine.run_state import RunState
 from fermixnet.engine.train_data import TrainingData
 
-__all__ = ["FitResult", "TrainingDivergedError", "fit"]
+__all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "fit"]
+
+PreviewHook = Callable[[torch.Tensor, Config, Path], None]
+"""`(images (N, 3, H, W) uint8, config, run folder)`: what `fit` shows before training."""
 
 
 @dataclass
@@ -109,6 +113,7 @@ def fit(
     resume: bool = False,
     *,
     hook: Callable[[StepInfo], None] | None = None,
+    preview: PreviewHook | None = None,
 ) -> FitResult:
     """Train a recipe, select the best epoch on validation, evaluate the test sets.
 
@@ -119,6 +124,9 @@ def fit(
         out_dir: run folder (created).
         resume: continue from `out_dir/checkpoints/last` (same final state as an uninterrupted run).
         hook: called after every optimisation step (tests: simulated kills, divergence).
+        preview: called once on rank 0 before training with a few unaugmented training images,
+            the config and the run folder (`fermixnet.report.plots.mix_samples_preview` draws
+            `plots/mix_samples.png`; the engine itself draws nothing).
 
     Returns:
         A `FitResult` with the history and the test results (last and best-by-validation weights).
@@ -135,13 +143,14 @@ def fit(
     dist, device = init_distributed(cfg.train.device)
     owns_group = dist.enabled
     try:
-        return _fit(Runtime.create(cfg, out_dir, dist, device), resume, hook)
+        return _fit(Runtime.create(cfg, out_dir, dist, device), resume, hook, preview)
     finally:
         if owns_group:
             shutdown_distributed()
 
 
-def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None) -> FitResult:
+def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None,
+         preview: PreviewHook | None) -> FitResult:
     """The training procedure (Sec. 4.2): data, model, optimiser and schedule are built in that
     order; each epoch trains (Eq. 9 with FERMix, Sec. 3.2-3.3), validates and checkpoints; the
     test sets are evaluated with the last and the best-by-validation weights."""
@@ -156,7 +165,8 @@ def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None) -> 
     if last is not None:
         state = run_state.restore(last, model, optimizer, scheduler, rt.scaler, cfg)
     run = Training(model, optimizer, scheduler, state)
-    _write_mix_grid(rt, data)
+    if preview is not None and rt.dist.is_main:
+        preview(data.preview_images(4), cfg, rt.out_dir)
     logger = RunLogger(rt.out_dir, rt.dist.is_main,
                        purge_step=state.global_step if resume else None)
     try:
@@ -203,15 +213,6 @@ def _build_model(cfg: Config, device: torch.device, channels_last: bool) -> torc
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-def _write_mix_grid(rt: Runtime, data: TrainingData) -> None:
-    path = rt.out_dir / "plots" / "mix_samples.png"
-    if not rt.dist.is_main or path.exists() or rt.cfg.mix.method == "none":
-        return
-    from fermixnet.report.plots import plot_mix_samples
-
-    plot_mix_samples(data.preview_images(4), rt.cfg.mix, path, seed=rt.cfg.train.seed)
 
 
 def _epoch_context(rt: Runtime, run: Training, data: TrainingData, logger: RunLogger,

@@ -113,6 +113,20 @@ class Predictor:
         self.max_side = int(max_side)
 
     @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        meta: dict[str, object],
+        device: str | torch.device = "cpu",
+        detector: str | FaceDetector = "auto",
+        batch_size: int = 32,
+    ) -> Predictor:
+        """A predictor over a loaded model (`models.weights.load_checkpoint`'s model and meta)."""
+        det = create_detector(detector) if isinstance(detector, str) else detector
+        return cls(_torch_runner(model, torch.device(device)), **predictor_options(meta),
+                   detector=det, batch_size=batch_size)
+
+    @classmethod
     def from_checkpoint(
         cls,
         path: str | os.PathLike[str],

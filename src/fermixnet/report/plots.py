@@ -110,6 +110,14 @@ def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
     return columns
 
 
+def mix_samples_preview(images: torch.Tensor, cfg: Any, run_dir: Path) -> None:
+    """`fit`'s `preview` hook: `plots/mix_samples.png` of the run (once; not without mixing)."""
+    path = Path(run_dir) / "plots" / "mix_samples.png"
+    if path.exists() or cfg.mix.method == "none":
+        return
+    plot_mix_samples(images, cfg.mix, path, seed=cfg.train.seed)
+
+
 def plot_mix_samples(images: torch.Tensor, mix_cfg: Any, path: Path, seed: int = 0) -> Path:
     """Grid of mixed training images: rows are images, columns the original and mixed versions."""
     columns = mix_sample_columns(images, mix_cfg, seed)
