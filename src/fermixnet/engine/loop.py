@@ -157,7 +157,8 @@ def train_one_epoch(
     model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int
 ) -> dict[str, float]:
     """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`);
-    returns mean loss, train accuracy (main images), images/s and steps.
+    returns mean loss, train accuracy (main images), images/s, steps and `lr`, the learning rate
+    of the epoch's last step (per-step schedules change it within the epoch).
 
     Raises:
         TrainingDivergedError: the loss became NaN/inf (checked every `log_every` steps).
@@ -168,11 +169,12 @@ def train_one_epoch(
     total = len(loader)
     bar = tqdm(loader, total=total, desc=f"epoch {epoch + 1}", disable=not ctx.show_progress,
                leave=False, dynamic_ncols=True)
-    step = 0
+    step, lr = 0, float("nan")
     for step, (x, y) in enumerate(bar, start=1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)
         y = y.to(ctx.device, non_blocking=True)
         b = make_step_batch(x, y, ctx)
+        lr = ctx.optimizer.param_groups[0]["lr"]  # the rate this step uses
         res, main = optimize_step(model, b, ctx)
         if ctx.scheduler is not None:
             ctx.scheduler.step()
@@ -195,6 +197,7 @@ def train_one_epoch(
         "train_acc": float(stats[1] / stats[2]) if stats[2] > 0 else float("nan"),
         "images_per_s": images * ctx.world_size / elapsed,
         "steps": step,
+        "lr": lr,
     }
 
 

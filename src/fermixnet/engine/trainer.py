@@ -248,10 +248,9 @@ def _train_epochs(rt: Runtime, run: Training, data: TrainingData, logger: RunLog
     for epoch in range(run.state.epoch, rt.cfg.train.epochs):
         t0 = time.perf_counter()
         data.set_epoch(epoch)
-        lr = run.optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(model, data.train_batches(), ctx, epoch, run.state.global_step)
         row = {"epoch": epoch + 1, "global_step": run.state.global_step + stats.pop("steps"),
-               "lr": lr, **stats, **_validate(rt, run.model, data)}
+               "lr": stats.pop("lr"), **stats, **_validate(rt, run.model, data)}
         row["time_s"] = time.perf_counter() - t0
         _end_epoch(rt, run, row, logger)
 
