@@ -10,9 +10,6 @@ and out-of-range values raise `ValueError` naming the key and the `--set` flag t
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 import yaml
 
 from fermixnet.augment.fermix import DEFAULT_PROBS, check_probs
+from fermixnet.config_types import build_dataclass, plain_tree
 from fermixnet.config_yaml import apply_overrides, read_yaml_tree
 from fermixnet.labels import CANONICAL
 from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
@@ -332,12 +330,12 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the inverse of `Config.from_dict`."""
-        return _plain(dataclasses.asdict(self))
+        return plain_tree(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
         """Build and validate a config; unknown keys raise `ValueError` with close matches."""
-        return _build(cls, data, "")
+        return build_dataclass(cls, data)
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML, atomically."""
@@ -365,106 +363,6 @@ def check_data_spec(spec: str, key: str) -> None:
             f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
             f"--set {key}={name}:/path/to/{name}"
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _all_keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key a config accepts (for 'did you mean' suggestions)."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        keys.append(key)
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys.extend(_all_keys(hints[f.name], key + "."))
-    return keys
-
-
-def _unknown_key_error(key: str) -> ValueError:
-    valid = _all_keys(Config)
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.75)
-    if not close:  # fall back to keys of the same section, or to the last component
-        section = key.rsplit(".", 1)[0] + "."
-        close = [k for k in valid if k.startswith(section)][:6] or [
-            f.name for f in dataclasses.fields(Config)
-        ]
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown config key '{key}'{hint}")
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"config key '{prefix.rstrip('.') or '<root>'}' must be a mapping, "
-                         f"got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            raise _unknown_key_error(f"{prefix}{key}")
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML value to the annotated type, or raise naming the key."""
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, key + ".")
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if tp is Any:
-        return value
-    if origin is list:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ValueError(f"config key '{key}' must be a list, got {value!r}")
-        return [_coerce(v, args[0], key) for v in items]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ValueError(f"config key '{key}' must be a list of {len(args)} numbers, "
-                             f"got {value!r}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"config key '{key}' must be a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], key) for k, v in value.items()}
-    return _coerce_scalar(value, tp, key)
-
-
-def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "1e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, (str, bool)):
-            return value  # bool kept: TrainConfig maps YAML on/off
-        if isinstance(value, (int, float)):
-            return str(value)
-    raise ValueError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
