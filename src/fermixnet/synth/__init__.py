@@ -5,6 +5,8 @@
 
 from fermixnet.synth.faces import SynthConfig
 from fermixnet.synth.generate import generate_synthetic, render_sample
-from fermixnet.synth.occlude import occlude, occlude_dataset
+from fermixnet.synth.occlude import occlude_dataset
 
-__all__ = ["SynthConfig", "generate_synthetic", "occlude", "occlude_dataset", "render_sample"]
+# `occlude` (one image) stays in `fermixnet.synth.occlude`: re-exported here, the function would
+# hide the module of the same name.
+__all__ = ["SynthConfig", "generate_synthetic", "occlude_dataset", "render_sample"]
