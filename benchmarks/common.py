@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
+
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """End-to-end prediction benchmark: photos/s through reading, detection, alignment, classification.
 
 Scenes are generated here: a 512x512 smooth random background with one synthetic face
-(`fermixnet.data.synthetic`, 160 px) pasted at a random place, written as JPEG files. The
+(`fermixnet.synth.generate`, 160 px) pasted at a random place, written as JPEG files. The
 `fermixnet.inference.Predictor` of a saved checkpoint (ResNet-18 FERMixNet, 112 px, random
 weights: speed does not depend on them) reads them with ``predict_files`` (faces of a chunk are
 classified in shared batches) and the default detector (``auto``; ``aligned`` when no detector
@@ -27,7 +27,7 @@ def write_scenes(
     folder: Path, count: int, side: int = 512, face: int = 160, seed: int = 0
 ) -> list[Path]:
     """``count`` JPEG scenes with one synthetic face each; returns their paths."""
-    from fermixnet.data.synthetic import SynthConfig, render_sample
+    from fermixnet.synth.generate import SynthConfig, render_sample
 
     cfg = SynthConfig()
     folder.mkdir(parents=True, exist_ok=True)

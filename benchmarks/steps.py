@@ -17,10 +17,10 @@ from torch import nn
 
 from common import MEAN, STD
 from fermixnet.augment import FERMix
-from fermixnet.engine.evaluate import to_model_input
 from fermixnet.engine.loop import EpochContext, StepBatch, make_step_batch, optimize_step
 from fermixnet.losses import CoTrainingLoss
 from fermixnet.models import create_model
+from fermixnet.models.contract import to_model_input
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """In-memory synthetic faces for the benchmarks, and a briefly trained model to measure with.
 
-Faces come from `fermixnet.data.synthetic` (the project's generator), drawn straight into arrays
+Faces come from `fermixnet.synth.generate` (the project's generator), drawn straight into arrays
 rather than files. Agreement between int8 and fp32 predictions only means something for a model
 whose logits carry signal, so `quick_model` trains FERMixNet for a few co-training steps on such
 faces (or loads a checkpoint when given one).
@@ -20,7 +20,7 @@ def faces(
     count: int, size: int, seed: int = 0, split: str = "train"
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` synthetic faces: uint8 (N, size, size, 3) RGB and int64 (N,) labels."""
-    from fermixnet.data.synthetic import SynthConfig, render_sample
+    from fermixnet.synth.generate import SynthConfig, render_sample
 
     cfg = SynthConfig()
     images = np.empty((count, size, size, 3), dtype=np.uint8)

@@ -111,7 +111,7 @@ def _job_script() -> str:
 
 @pytest.mark.slow
 def test_documented_job_script_trains_two_ranks_through_srun_variables(tmp_path, clean_env):
-    from fermixnet.data.synthetic import generate_synthetic
+    from fermixnet.synth.generate import generate_synthetic
 
     root = tmp_path / "faces"
     generate_synthetic(root, seed=0, size=32, counts={"train": 28, "val": 14, "test": 14})

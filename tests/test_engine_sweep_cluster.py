@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("submitit")
 
 from fermixnet.cli import main
-from fermixnet.data.synthetic import generate_synthetic
 from fermixnet.engine.checkpoint import is_complete
 from fermixnet.engine.sweep_launch import TASK_FILE, parse_time
 from fermixnet.engine.sweep_status import sweep_status
+from fermixnet.synth.generate import generate_synthetic
 
 SEEDS = ["0", "1"]
 

@@ -47,7 +47,7 @@ def _ctx(model, p_mix=1.0, cotrain=True, seed=0, **kw) -> EpochContext:
         criterion=CoTrainingLoss(0.5, 0.5, mode="cotrain" if cotrain else "alternate"),
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device=torch.device("cpu"),
         mean=torch.zeros(1, 3, 1, 1), std=torch.ones(1, 3, 1, 1), num_classes=3,
-        mixer=FERMix(), p_mix=p_mix, cotrain=cotrain,
+        mixer=FERMix(), p_mix=p_mix,
         generator=torch.Generator().manual_seed(seed), log_every=1, **kw)
 
 
@@ -98,6 +98,18 @@ def test_train_one_epoch_stops_on_nan():
         model.high.weight.fill_(float("nan"))
     with pytest.raises(TrainingDivergedError, match="nan"):
         train_one_epoch(model, data, _ctx(model), epoch=1, global_step=3)
+
+
+def test_epoch_lr_is_the_rate_of_its_last_step():
+    """metrics.csv's lr: a warm-up epoch reports its last step's rate, not its first's."""
+    model = TwoHead()
+    data = [(torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1, 2, 0]))
+            for _ in range(4)]
+    ctx = _ctx(model, p_mix=0.0)
+    ctx.scheduler = torch.optim.lr_scheduler.LambdaLR(ctx.optimizer, lambda s: (s + 1) / 10)
+    stats = train_one_epoch(model, data, ctx, epoch=0, global_step=0)
+    assert stats["lr"] == pytest.approx(0.1 * 4 / 10)  # steps use 0.01, 0.02, 0.03, 0.04
+    assert ctx.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 5 / 10)  # the next step's
 
 
 def test_classification_metrics_by_hand():

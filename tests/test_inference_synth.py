@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from fermixnet.cli import main
-from fermixnet.data import occluders, synthetic
 from fermixnet.inference.align import estimate_similarity
 from fermixnet.inference.faces import complete_landmarks
+from fermixnet.synth import generate as synthetic
+from fermixnet.synth import occlude as occluders
 from scene_helpers import background, box_iou, paste
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")

@@ -11,7 +11,9 @@ from PIL import Image
 
 from fermixnet.cli import main
 from fermixnet.data import create_dataset
-from fermixnet.data.occluders import (
+from fermixnet.synth.files import write_manifest
+from fermixnet.synth.generate import SynthConfig, generate_synthetic, render_sample
+from fermixnet.synth.occlude import (
     OCCLUDERS,
     OCCLUSION_TYPES,
     landmarks_for,
@@ -19,8 +21,6 @@ from fermixnet.data.occluders import (
     occlude_dataset,
     parse_types,
 )
-from fermixnet.data.synth_io import write_manifest
-from fermixnet.data.synthetic import SynthConfig, generate_synthetic, render_sample
 
 CASES = [(kind, name) for kind, names in OCCLUDERS.items() for name in names]
 

@@ -39,8 +39,8 @@ class _Stop(Exception):
 def faces(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """Generated 7- and 8-class faces (manifest format): BATCH training faces, each listed STEPS
     times, so one epoch of STEPS steps draws from the same few faces."""
-    from fermixnet.data.synth_faces import SynthConfig
-    from fermixnet.data.synthetic import generate_synthetic
+    from fermixnet.synth.faces import SynthConfig
+    from fermixnet.synth.generate import generate_synthetic
 
     tmp = tmp_path_factory.mktemp("recipe_faces")
     roots = {}

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from fermixnet.data import create_dataset
-from fermixnet.data.synth_faces import AU_INDEX, PROTOTYPES, SynthConfig, sample_face
-from fermixnet.data.synth_render import render_face
-from fermixnet.data.synthetic import generate_synthetic, render_sample
 from fermixnet.labels import canonical_index
+from fermixnet.synth.faces import AU_INDEX, PROTOTYPES, SynthConfig, sample_face
+from fermixnet.synth.generate import generate_synthetic, render_sample
+from fermixnet.synth.render import render_face
 
 COUNTS = {"train": 14, "val": 7, "test": 7}
 

@@ -10,10 +10,6 @@ and out-of-range values raise `ValueError` naming the key and the `--set` flag t
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +17,11 @@ from typing import Any
 
 import yaml
 
-from fermixnet.augment.fermix import DEFAULT_PROBS, REGIONS
+from fermixnet.augment.fermix import DEFAULT_PROBS, check_probs
+from fermixnet.config_types import build_dataclass, plain_tree
 from fermixnet.config_yaml import apply_overrides, read_yaml_tree
 from fermixnet.labels import CANONICAL
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check(ok: bool, key: str, expected: str, got: Any, example: str) -> None:
@@ -81,9 +79,9 @@ class DataConfig:
     balance: str = "none"
     """Class imbalance (AffectNet, Sec. 4.2): none, downsample (the paper's), or sampler
     (class-balanced draws with replacement; one process only)."""
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
     """Normalisation mean (applied on the device)."""
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    std: tuple[float, float, float] = IMAGENET_STD
     """Normalisation standard deviation."""
 
     def __post_init__(self) -> None:
@@ -148,18 +146,12 @@ class MixConfig:
     def __post_init__(self) -> None:
         _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
-        unknown = sorted(set(self.probs) - set(REGIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown FERMix region(s) {unknown} in 'mix.probs'; expected a subset of "
-                f"{list(REGIONS)}"
-            )
-        _check(all(p >= 0 for p in self.probs.values()), "mix.probs", "non-negative", self.probs,
-               "{upper:0.5,lower:0.5}")
         if self.method == "fermix":
-            total = sum(self.probs.values())
-            _check(math.isclose(total, 1.0, abs_tol=1e-6), "mix.probs",
-                   "probabilities summing to 1", self.probs, "{upper:0.5,lower:0.5}")
+            try:
+                check_probs(self.probs)
+            except ValueError as err:
+                raise ValueError(f"config key 'mix.probs': {err} (set it with --set "
+                                 "mix.probs={upper:0.5,lower:0.5})") from None
 
 
 @dataclass
@@ -296,8 +288,40 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        """Rules that span sections (each section checks its own fields)."""
         if self.optim.sam and self.train.amp == "fp16":
             raise ValueError("optim.sam does not support train.amp=fp16 (use --set train.amp=bf16)")
+        if self.data.on_device and (self.aug.preset not in ("flip_crop", "none")
+                                    or self.data.balance == "sampler"):
+            raise ValueError(f"data.on_device=true supports aug.preset flip_crop or none (got "
+                             f"{self.aug.preset}) and data.balance none or downsample (got "
+                             f"{self.data.balance}); use --set data.on_device=false")
+
+    def check_inputs(self) -> None:
+        """Check everything a run reads before any work starts: each data spec's adapter name
+        and root, and `model.pretrained`. `fit` calls it first.
+
+        Not part of `__post_init__`: a saved config stays readable where its data are not (a run
+        folder copied to another machine for its report).
+
+        Raises:
+            ValueError: an unknown data set name (naming the key and the valid names).
+            FileNotFoundError: a missing data root or weights file (naming the key and the
+                `--set` that fixes it).
+        """
+        for key in ("train", "val", "test"):
+            for spec in getattr(self.data, key):
+                check_data_spec(spec, f"data.{key}")
+        if self.model.pretrained is not None:
+            from fermixnet.models.pretrained import weights_path
+
+            try:
+                weights_path(self.model.pretrained)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(
+                    f"config key 'model.pretrained': {err} (set it with --set "
+                    "model.pretrained=/path/to/weights.pth, or null to train from scratch)"
+                ) from None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -306,12 +330,12 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the inverse of `Config.from_dict`."""
-        return _plain(dataclasses.asdict(self))
+        return plain_tree(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
         """Build and validate a config; unknown keys raise `ValueError` with close matches."""
-        return _build(cls, data, "")
+        return build_dataclass(cls, data)
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML, atomically."""
@@ -320,104 +344,25 @@ class Config:
         atomic_write(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def check_data_spec(spec: str, key: str) -> None:
+    """Check that the `name:root[,k=v]` spec under config key `key` names a registered data set
+    and a root that exists.
 
+    Raises:
+        ValueError: an unknown data set name.
+        FileNotFoundError: the root does not exist.
+    """
+    from fermixnet.data import list_datasets, parse_data_spec
 
-def _all_keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key a config accepts (for 'did you mean' suggestions)."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        keys.append(key)
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys.extend(_all_keys(hints[f.name], key + "."))
-    return keys
-
-
-def _unknown_key_error(key: str) -> ValueError:
-    valid = _all_keys(Config)
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.75)
-    if not close:  # fall back to keys of the same section, or to the last component
-        section = key.rsplit(".", 1)[0] + "."
-        close = [k for k in valid if k.startswith(section)][:6] or [
-            f.name for f in dataclasses.fields(Config)
-        ]
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown config key '{key}'{hint}")
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"config key '{prefix.rstrip('.') or '<root>'}' must be a mapping, "
-                         f"got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            raise _unknown_key_error(f"{prefix}{key}")
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML value to the annotated type, or raise naming the key."""
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, key + ".")
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if tp is Any:
-        return value
-    if origin is list:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ValueError(f"config key '{key}' must be a list, got {value!r}")
-        return [_coerce(v, args[0], key) for v in items]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ValueError(f"config key '{key}' must be a list of {len(args)} numbers, "
-                             f"got {value!r}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"config key '{key}' must be a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], key) for k, v in value.items()}
-    return _coerce_scalar(value, tp, key)
-
-
-def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "1e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, (str, bool)):
-            return value  # bool kept: TrainConfig maps YAML on/off
-        if isinstance(value, (int, float)):
-            return str(value)
-    raise ValueError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
+    name, root, _ = parse_data_spec(spec)
+    if name not in list_datasets():
+        raise ValueError(f"config key '{key}': unknown data set {name!r} in {spec!r}; valid "
+                         f"names: {', '.join(list_datasets())}")
+    if not Path(root).exists():
+        raise FileNotFoundError(
+            f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
+            f"--set {key}={name}:/path/to/{name}"
+        )
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

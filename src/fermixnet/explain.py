@@ -118,16 +118,8 @@ def save_figure(
     return path
 
 
-def _to_tensor(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(N, H, W, 3) uint8 crops -> normalised (N, 3, H, W) float32."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
 def _to_uint8(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Inverse of :func:`_to_tensor` for one image (3, H, W) -> (H, W, 3) uint8."""
+    """Inverse of `predictor.normalise_crops` for one image (3, H, W) -> (H, W, 3) uint8."""
     img = x.cpu() * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
     return (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
@@ -164,17 +156,16 @@ def explain_files(
     Raises:
         ValueError: no face found in an image (the message names it).
     """
-    from fermixnet.inference.faces import create_detector
-    from fermixnet.inference.predictor import Predictor, _torch_runner, predictor_options
+    from fermixnet.inference.predictor import Predictor, normalise_crops, predictor_options
     from fermixnet.models.weights import load_checkpoint
 
     dev = torch.device(device)
     model, meta = load_checkpoint(str(checkpoint), device=str(dev))
     model.eval()
     opts = predictor_options(meta)
-    pred = Predictor(_torch_runner(model, dev), **opts, detector=create_detector(detector))
+    pred = Predictor.from_model(model, meta, dev, detector=detector)
     crops = [_first_crop(pred, p) for p in ([image] if mix_with is None else [image, mix_with])]
-    x = _to_tensor(np.stack(crops), opts["mean"], opts["std"]).to(dev)
+    x = torch.from_numpy(normalise_crops(np.stack(crops), opts["mean"], opts["std"])).to(dev)
     probs = pred.classify(np.stack(crops))
     top = [int(i) for i in probs.argmax(1)]
     classes = pred.classes

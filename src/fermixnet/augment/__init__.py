@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from fermixnet.augment.baselines import CutMix, Cutout, Mixup
 from fermixnet.augment.fermix import (
@@ -15,17 +16,38 @@ from fermixnet.augment.fermix import (
     one_hot,
     pattern_probs,
     region_box,
+    region_lambda,
 )
 
 MIXERS = {"fermix": FERMix, "cutout": Cutout, "cutmix": CutMix, "mixup": Mixup}
 
 
-def build_mixer(name: str, **kwargs: Any) -> FERMix | Cutout | CutMix | Mixup | None:
-    """Create a batch mixer by name: ``fermix``, ``cutout``, ``cutmix``, ``mixup`` (``none``: None).
+class MixSpec(Protocol):
+    """What `build_mixer` reads of a config's `mix` section (`fermixnet.config.MixConfig`)."""
+
+    method: str
+    probs: Mapping[str, float]
+    options: Mapping[str, Any]
+
+
+def build_mixer(
+    spec: str | MixSpec, **kwargs: Any
+) -> FERMix | Cutout | CutMix | Mixup | None:
+    """Create a batch mixer from a config's `mix` section, or by name with keyword arguments:
+    ``fermix``, ``cutout``, ``cutmix``, ``mixup`` (``none``: None).
+
+    From a config, the mixer gets `mix.options` and, for FERMix, `mix.probs` (unless the options
+    give ``probs``).
 
     Raises:
         ValueError: for an unknown name or arguments the mixer does not take.
     """
+    if isinstance(spec, str):
+        name = spec
+    else:
+        name, kwargs = spec.method, {**dict(spec.options), **kwargs}
+        if name == "fermix":
+            kwargs.setdefault("probs", spec.probs)
     if name == "none":
         return None
     if name not in MIXERS:
@@ -45,10 +67,12 @@ __all__ = [
     "Cutout",
     "FERMix",
     "MixParams",
+    "MixSpec",
     "Mixup",
     "build_mixer",
     "mix_labels",
     "one_hot",
     "pattern_probs",
     "region_box",
+    "region_lambda",
 ]

@@ -77,6 +77,35 @@ def region_box(region: str, height: int, width: int) -> tuple[int, int, int, int
     return boxes[region]
 
 
+def region_lambda(region: str) -> float:
+    """Eq. 5's lambda of the main image for `region` at the paper's fixed value: 0.5 for a half
+    (Eqs. 1-2), 0.75 for a quarter (Eq. 3)."""
+    return 0.75 if region in PATTERNS["corner"] else 0.5
+
+
+def check_probs(probs: Mapping[str, float]) -> dict[str, float]:
+    """Validate region probabilities (names in `REGIONS`, finite, >= 0, summing to 1).
+
+    Returns:
+        The probability of every region in `REGIONS` (missing ones are 0).
+
+    Raises:
+        ValueError: naming the offending regions or values.
+    """
+    unknown = sorted(set(probs) - set(REGIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown FERMix region(s) {unknown}; expected names among {', '.join(REGIONS)}"
+        )
+    if any(p < 0 or not math.isfinite(p) for p in probs.values()):
+        raise ValueError(f"FERMix region probabilities must be finite and >= 0, got {dict(probs)}")
+    total = sum(probs.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(
+            f"FERMix region probabilities must sum to 1, got {total:.6g}: {dict(probs)}")
+    return {r: float(probs.get(r, 0.0)) for r in REGIONS}
+
+
 def pattern_probs(horizontal: float, vertical: float, corner: float) -> dict[str, float]:
     """Region probabilities from per-pattern probabilities, split evenly (Table 3's settings)."""
     per_pattern = {"horizontal": horizontal, "vertical": vertical, "corner": corner}
@@ -125,18 +154,7 @@ class FERMix:
     """
 
     def __init__(self, probs: Mapping[str, float] | None = None, exact_lambda: bool = False):
-        probs = dict(DEFAULT_PROBS if probs is None else probs)
-        unknown = sorted(set(probs) - set(REGIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown FERMix region(s) {unknown}; expected names among {', '.join(REGIONS)}"
-            )
-        if any(p < 0 or not math.isfinite(p) for p in probs.values()):
-            raise ValueError(f"FERMix region probabilities must be finite and >= 0, got {probs}")
-        total = sum(probs.values())
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"FERMix region probabilities must sum to 1, got {total:.6g}: {probs}")
-        self.probs = {r: float(probs.get(r, 0.0)) for r in REGIONS}
+        self.probs = check_probs(DEFAULT_PROBS if probs is None else probs)
         self.exact_lambda = exact_lambda
         self._weights = torch.tensor([self.probs[r] for r in REGIONS], dtype=torch.float64)
 
@@ -151,8 +169,7 @@ class FERMix:
         idx = int(torch.multinomial(self._weights, 1, generator=generator))
         perm = torch.randperm(batch_size, generator=generator)
         region = REGIONS[idx]
-        lam = 0.75 if region in PATTERNS["corner"] else 0.5
-        return MixParams(region=region, perm=perm, lam=lam)
+        return MixParams(region=region, perm=perm, lam=region_lambda(region))
 
     def lam_for(self, params: MixParams, height: int, width: int) -> float:
         """Eq. 5's lambda for this region and image size."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from fermixnet.data.synthetic import DEFAULT_COUNTS
+from fermixnet.synth.generate import DEFAULT_COUNTS
 
 
 def _float_pair(text: str) -> tuple[float, float]:
@@ -86,7 +86,7 @@ def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Handler of ``data synth``."""
-    from fermixnet.data.synthetic import SynthConfig, generate_synthetic
+    from fermixnet.synth.generate import SynthConfig, generate_synthetic
 
     overrides = {"num_classes": args.classes}
     if args.intensity is not None:
@@ -110,7 +110,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def run_occlude(args: argparse.Namespace) -> int:
     """Handler of ``data occlude``."""
-    from fermixnet.data.occluders import occlude_dataset, parse_types
+    from fermixnet.synth.occlude import occlude_dataset, parse_types
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     manifest = occlude_dataset(

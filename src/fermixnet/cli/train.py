@@ -81,6 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fermixnet.config import load_config
     from fermixnet.engine import TrainingDivergedError, fit
     from fermixnet.engine.distributed import process_rank
+    from fermixnet.report.plots import mix_samples_preview
 
     if args.resume is not None:
         if args.config is not None or (args.out is not None and args.out != args.resume):
@@ -93,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError("train needs --config FILE and --out RUN (or --resume RUN)")
         cfg, out, resume = load_config(args.config, args.overrides), args.out, False
     try:
-        result = fit(cfg, out, resume=resume)
+        result = fit(cfg, out, resume=resume, preview=mix_samples_preview)
     except TrainingDivergedError as err:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
@@ -162,18 +163,23 @@ def _print_status(out: Path) -> bool:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """`fermixnet sweep --configs C... --seeds S... --out DIR [--launcher L] [--set k=v ...]`,
     or `fermixnet sweep --status --out DIR`."""
+    from functools import partial
+
+    from fermixnet.engine import fit
     from fermixnet.engine.sweep import submit_sweep, sweep
+    from fermixnet.report.plots import mix_samples_preview
 
     if args.status:
         return 0 if _print_status(args.out) else 1
+    runner = partial(fit, preview=mix_samples_preview)
     if not args.configs:
         raise ValueError("sweep needs --configs FILE... (or --status to look at --out)")
     if args.launcher == "local":
-        print(sweep(args.configs, args.seeds, args.out, args.overrides))
+        print(sweep(args.configs, args.seeds, args.out, args.overrides, runner=runner))
         return 0
     cluster = "slurm" if args.launcher == "slurm" else "local"
     jobs = submit_sweep(args.configs, args.seeds, args.out, args.overrides, cluster=cluster,
-                        options=_slurm_options(args))
+                        options=_slurm_options(args), runner=runner)
     if cluster == "slurm":
         if jobs:
             print(f"submitted array job {jobs[0].job_id.split('_')[0]} with {len(jobs)} tasks; "

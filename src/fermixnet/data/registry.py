@@ -32,7 +32,7 @@ _ADAPTER_MODULES: tuple[str, ...] = (
     "fermixnet.data.fer2013",
     "fermixnet.data.affectnet",
     "fermixnet.data.fedro",
-    "fermixnet.data.synthetic",
+    "fermixnet.synth.generate",
 )
 _loaded = False
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")

@@ -27,10 +27,10 @@ import torch
 
 from fermixnet.engine.loop import TrainingDivergedError
 from fermixnet.fileio import atomic_write, temp_dir
+from fermixnet.models.contract import META_NAME, WEIGHTS_NAME
 
 STATE_FILE = "train_state.pt"
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "meta.json"
+WEIGHTS_FILE, META_FILE = WEIGHTS_NAME, META_NAME
 REQUIRED_FILES = (WEIGHTS_FILE, META_FILE, STATE_FILE)
 
 

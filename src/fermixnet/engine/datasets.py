@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from fermixnet.config import Config
+from fermixnet.config import Config, check_data_spec
 
 
 @dataclass
@@ -25,28 +25,25 @@ class TestSet:
 
 
 @dataclass
-class TrainData:
+class TrainSets:
     """Training and validation datasets of a run (uint8 images, integer canonical labels)."""
 
     train: Dataset
     val: Dataset | None
     train_labels: list[int]
-    preview: Dataset
-    """The training images without augmentation (for the FERMix sample grid)."""
+    plain: Subset
+    """The training images without augmentation, in `train`'s order (a `Subset` of a
+    `ConcatDataset` of caches: the on-device path stacks it, the FERMix sample grid draws it)."""
 
 
 def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str, Any]:
     """Open the `split` of a `name:root[,k=v]` spec; check the root and the class list."""
     from fermixnet.data import create_dataset, parse_data_spec
 
+    check_data_spec(spec, key)
     name, root, opts = parse_data_spec(spec)
     opts = dict(opts)
     split = opts.pop("split", split)
-    if not Path(root).exists():
-        raise FileNotFoundError(
-            f"{key}: data root {root} does not exist (from spec {spec!r}); pass the folder with "
-            f"--set {key}={name}:/path/to/{name}"
-        )
     ds = create_dataset(name, root, split, **opts)
     if tuple(ds.classes) != tuple(classes):
         raise ValueError(
@@ -97,7 +94,7 @@ def balanced_downsample(labels: Sequence[int], indices: Sequence[int], seed: int
     return sorted(indices[int(k)] for k in keep)
 
 
-def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | None) -> TrainData:
+def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | None) -> TrainSets:
     """Training (augmented) and validation (plain) datasets from `cfg.data`."""
     if not cfg.data.train:
         raise ValueError("data.train is empty; pass --set data.train=<name>:/path/to/data")
@@ -120,17 +117,17 @@ def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | 
         train_idx, val = list(range(len(labels))), None
     if cfg.data.balance == "downsample":
         train_idx = balanced_downsample(labels, train_idx, cfg.train.seed)
-    return TrainData(
+    return TrainSets(
         train=Subset(train_all, train_idx),
         val=val,
         train_labels=[labels[i] for i in train_idx],
-        preview=Subset(plain_all, train_idx),
+        plain=Subset(plain_all, train_idx),
     )
 
 
 def stacked_tensors(subset: Subset) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 3, H, W) uint8 and labels (N,) int64 of a `Subset` over a `ConcatDataset` of
-    cached sets (such as `TrainData.preview`), in the subset's order (one gather per cache)."""
+    cached sets (such as `TrainSets.plain`), in the subset's order (one gather per cache)."""
     parts = subset.dataset.datasets
     index = torch.as_tensor(subset.indices, dtype=torch.long)
     images = torch.cat([part.cached.tensor() for part in parts])[index]

@@ -10,6 +10,7 @@ import torch
 from fermixnet.engine.datasets import build_test_sets
 from fermixnet.engine.distributed import resolve_device
 from fermixnet.engine.evaluate import EvalResult, evaluate, shard_loader
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_NAME
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -17,9 +18,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     checkpoint, else its last)."""
     path = Path(path)
     for candidate in (path / "checkpoints" / "best", path / "checkpoints" / "last"):
-        if (candidate / "model.safetensors").is_file():
+        if (candidate / WEIGHTS_NAME).is_file():
             return candidate
-    if path.is_file() or (path / "model.safetensors").is_file():
+    if path.is_file() or (path / WEIGHTS_NAME).is_file():
         return path
     raise FileNotFoundError(f"{path}: no checkpoint (expected model.safetensors + meta.json, or a "
                             "run folder with checkpoints/best)")
@@ -58,8 +59,8 @@ def evaluate_checkpoint(
     model = model.to(dev).eval()
     classes = tuple(meta.get("classes") or ())
     size = int(meta.get("input_size", 224))
-    mean = meta.get("mean", (0.485, 0.456, 0.406))
-    std = meta.get("std", (0.229, 0.224, 0.225))
+    mean = meta.get("mean", IMAGENET_MEAN)
+    std = meta.get("std", IMAGENET_STD)
     if not data:
         raise ValueError("no data to evaluate on; pass --data <name>:/path/to/data")
     cache = Path(cache_dir) if cache_dir is not None else None  # the data package's default

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fermixnet.engine.distributed import all_gather_objects, process_rank
 from fermixnet.fileio import atomic_write
+from fermixnet.models.contract import to_model_input
 from fermixnet.progress import progress_bar
 
 HEADS: tuple[str, ...] = ("fused", "high", "mid")
@@ -32,18 +33,6 @@ class IndexedDataset(Dataset):
     def __getitem__(self, i: int):
         image, label = self.base[i]
         return image, label, i
-
-
-def to_model_input(
-    x: torch.Tensor, device: torch.device, mean: torch.Tensor, std: torch.Tensor,
-    channels_last: bool,
-) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> normalised float on `device` (conversion happens on the device)."""
-    x = x.to(device, non_blocking=True).float().div_(255.0)
-    x = (x - mean) / std  # mean, std: (1, 3, 1, 1) on device
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 def head_logits(out: Any) -> dict[str, torch.Tensor]:

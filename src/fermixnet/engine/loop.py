@@ -15,8 +15,8 @@ import torch
 
 from fermixnet.augment import one_hot
 from fermixnet.engine.distributed import all_reduce_sum
-from fermixnet.engine.evaluate import to_model_input
 from fermixnet.engine.sam import SAM
+from fermixnet.models.contract import to_model_input
 from fermixnet.progress import progress_bar
 
 
@@ -32,7 +32,6 @@ class StepBatch:
     y: torch.Tensor  # (B,) class indices
     x_mix: torch.Tensor | None = None  # (B, 3, H, W)
     y_mix: torch.Tensor | None = None  # (B, K) probabilities (Eq. 5)
-    cotrain: bool = True
 
 
 @dataclass
@@ -51,6 +50,8 @@ class EpochContext:
     """Everything `train_one_epoch` needs besides the model and the data."""
 
     criterion: torch.nn.Module
+    """The Eq. 9 loss; its `mode` (cotrain or alternate, from `mix.cotrain`) also decides
+    whether the mixed batch trains with the main batch or alone."""
     optimizer: torch.optim.Optimizer
     device: torch.device
     mean: torch.Tensor  # (1, 3, 1, 1) on device
@@ -58,17 +59,17 @@ class EpochContext:
     num_classes: int
     mixer: Any = None
     p_mix: float = 0.0
-    cotrain: bool = True
     generator: torch.Generator | None = None  # p_mix draws and mixing parameters
     amp_dtype: torch.dtype | None = None
     scaler: torch.amp.GradScaler | None = None
     channels_last: bool = False
     grad_clip: float | None = None
     log_every: int = 20
-    max_steps: int | None = None
     world_size: int = 1
     show_progress: bool = False  # a bar on a terminal, else lines at an interval
     hook: Callable[[StepInfo], None] | None = None
+    """Called after every optimisation step: the place for per-step extensions (tests simulate
+    kills and divergence here; a progress logger or a stop-at-step-boundary check belongs here)."""
     log: Callable[[int, dict[str, float]], None] | None = None  # (global_step, scalars)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
 
@@ -88,7 +89,7 @@ def split_output(out: Any, sl: slice) -> Any:
 
 def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext) -> StepBatch:
     """Draw r ~ U(0, 1); if r < p_mix build the mixed batch on the device (Sec. 3.2.2)."""
-    batch = StepBatch(x=x, y=y, cotrain=ctx.cotrain)
+    batch = StepBatch(x=x, y=y)
     if ctx.mixer is None or ctx.p_mix <= 0:
         return batch
     r = float(torch.rand((), generator=ctx.generator))
@@ -99,7 +100,8 @@ def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext) -> Step
 
 
 def forward_loss(model: torch.nn.Module, b: StepBatch, criterion: torch.nn.Module):
-    """Eq. 9 for one step; with co-training ONE forward runs over `cat([x, x_mix])`.
+    """Eq. 9 for one step; with co-training ONE forward runs over `cat([x, x_mix])`, with
+    `criterion.mode == "alternate"` (Fig. 5's alternative) the mixed batch trains alone.
 
     Returns:
         `(LossOutput, main output or None)`.
@@ -107,7 +109,7 @@ def forward_loss(model: torch.nn.Module, b: StepBatch, criterion: torch.nn.Modul
     if b.x_mix is None:
         main = model(b.x)
         return criterion(main, b.y), main
-    if not b.cotrain:  # Fig. 5's alternative: the mixed batch alone
+    if getattr(criterion, "mode", "cotrain") == "alternate":  # the mixed batch alone
         return criterion(None, None, model(b.x_mix), b.y_mix), None
     n = b.x.shape[0]
     both = torch.cat([b.x, b.x_mix])  # (2B, 3, H, W)
@@ -154,7 +156,9 @@ def optimize_step(model: torch.nn.Module, b: StepBatch, ctx: EpochContext):
 def train_one_epoch(
     model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int
 ) -> dict[str, float]:
-    """Train one epoch; returns mean loss, train accuracy (main images), images/s and steps.
+    """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`);
+    returns mean loss, train accuracy (main images), images/s, steps and `lr`, the learning rate
+    of the epoch's last step (per-step schedules change it within the epoch).
 
     Raises:
         TrainingDivergedError: the loss became NaN/inf (checked every `log_every` steps).
@@ -162,14 +166,15 @@ def train_one_epoch(
     model.train()
     stats = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen, steps
     images, t0 = 0, time.perf_counter()
-    total = len(loader) if ctx.max_steps is None else min(len(loader), ctx.max_steps)
+    total = len(loader)
     bar = progress_bar(loader, total=total, desc=f"epoch {epoch + 1}",
                        disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
-    step = 0
+    step, lr = 0, float("nan")
     for step, (x, y) in enumerate(bar, start=1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)
         y = y.to(ctx.device, non_blocking=True)
         b = make_step_batch(x, y, ctx)
+        lr = ctx.optimizer.param_groups[0]["lr"]  # the rate this step uses
         res, main = optimize_step(model, b, ctx)
         if ctx.scheduler is not None:
             ctx.scheduler.step()
@@ -183,8 +188,6 @@ def train_one_epoch(
             ctx.hook(StepInfo(epoch, step, global_step + step, res.total.detach(), model))
         if step % ctx.log_every == 0 or step == total:
             _check_and_log(stats, ctx, epoch, step, global_step + step, bar, images, t0, res)
-        if step >= total:
-            break
     bar.close()
     stats = all_reduce_sum(stats.clone())
     _raise_if_diverged(float(stats[0]), epoch, step)
@@ -194,6 +197,7 @@ def train_one_epoch(
         "train_acc": float(stats[1] / stats[2]) if stats[2] > 0 else float("nan"),
         "images_per_s": images * ctx.world_size / elapsed,
         "steps": step,
+        "lr": lr,
     }
 
 

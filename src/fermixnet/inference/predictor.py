@@ -22,9 +22,7 @@ from fermixnet.inference.align import align_face, crop_box, frame_face
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -121,6 +119,20 @@ class Predictor:
         self.template, self.batch_size = template, max(1, int(batch_size))
         self.max_side = int(max_side)
         self.framing = framing
+
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        meta: dict[str, object],
+        device: str | torch.device = "cpu",
+        detector: str | FaceDetector = "auto",
+        batch_size: int = 32,
+    ) -> Predictor:
+        """A predictor over a loaded model (`models.weights.load_checkpoint`'s model and meta)."""
+        det = create_detector(detector) if isinstance(detector, str) else detector
+        return cls(_torch_runner(model, torch.device(device)), **predictor_options(meta),
+                   detector=det, batch_size=batch_size)
 
     @classmethod
     def from_checkpoint(

@@ -17,6 +17,11 @@ from torch import nn
 from fermixnet.models.trunk import Trunk
 
 
+def fuse_logits(high: torch.Tensor, mid: torch.Tensor | None) -> torch.Tensor:
+    """Decision fusion (Sec. 3.4): high + mid logits, (B, K); high alone without the branch."""
+    return high if mid is None else high + mid
+
+
 class FERMixNetOutput(NamedTuple):
     """Both heads' logits.
 
@@ -31,7 +36,7 @@ class FERMixNetOutput(NamedTuple):
     @property
     def logits(self) -> torch.Tensor:
         """Decision fusion (Sec. 3.4): high + mid, or high alone without the branch."""
-        return self.high if self.mid is None else self.high + self.mid
+        return fuse_logits(self.high, self.mid)
 
 
 class MidBranch(nn.Module):
@@ -111,8 +116,7 @@ class FERMixNet(nn.Module):
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Fused logits only (high + mid), (B, K): what prediction and evaluation use."""
-        high, mid = self._heads(*self.forward_features(x))
-        return high if mid is None else high + mid
+        return fuse_logits(*self._heads(*self.forward_features(x)))
 
     def forward_export(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Export-friendly forward: plain tensors, fixed arity.
@@ -122,9 +126,7 @@ class FERMixNet(nn.Module):
             so exported graphs always have the same three outputs.
         """
         high, mid = self._heads(*self.forward_features(x))
-        if mid is None:
-            return high, high, torch.zeros_like(high)
-        return high + mid, high, mid
+        return fuse_logits(high, mid), high, torch.zeros_like(high) if mid is None else mid
 
     def feature_layers(self) -> dict[str, nn.Module]:
         """Grad-CAM targets: `high` outputs conv5_x; `mid` outputs ReLU(Conv6(conv4_x)) (Eq. 6)."""

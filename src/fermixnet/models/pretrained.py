@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load_file
 
+from fermixnet.models.contract import WEIGHTS_NAME
+
 if TYPE_CHECKING:
     from fermixnet.models.fermixnet import FERMixNet
 
@@ -81,6 +83,21 @@ class LoadReport:
         return f"{self.source}: {self.counts}"
 
 
+def weights_path(path: str | Path) -> Path:
+    """The weights file that `path` names: the file itself, or a checkpoint folder's
+    `model.safetensors`.
+
+    Raises:
+        FileNotFoundError: there is no such file (the message says where such files come from).
+    """
+    path = Path(path)
+    if path.is_dir() and (path / WEIGHTS_NAME).is_file():
+        path = path / WEIGHTS_NAME  # one of our checkpoint folders
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights not found: {path} ({WHERE_TO_GET})")
+    return path
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Reads a `.safetensors` file or a torch file (weights only) and returns its tensors.
 
@@ -90,11 +107,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         FileNotFoundError: the file does not exist (the message says where such files come from).
         ValueError: the file cannot be read safely or holds no tensors.
     """
-    path = Path(path)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"  # one of our checkpoint folders
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights not found: {path} ({WHERE_TO_GET})")
+    path = weights_path(path)
     try:
         if path.suffix == ".safetensors":
             obj: Any = load_file(str(path), device="cpu")

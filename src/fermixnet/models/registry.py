@@ -82,7 +82,7 @@ def create_model(
         raise ValueError(f"model {name!r} does not accept options {sorted(kwargs)}: {err}") from err
     model = FERMixNet(trunk, arch=name, num_classes=num_classes, mid_branch=mid_branch)
     if pretrained is not None:
-        from fermixnet.models.weights import load_pretrained
+        from fermixnet.models.pretrained import load_pretrained
 
         load_pretrained(model, pretrained)
     return model

@@ -19,6 +19,7 @@ from torch import nn
 
 from fermixnet import __version__, labels
 from fermixnet.fileio import atomic_save, atomic_write
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD, META_NAME, WEIGHTS_NAME
 from fermixnet.models.fermixnet import FERMixNet
 from fermixnet.models.pretrained import LoadReport, load_pretrained
 from fermixnet.models.registry import create_model
@@ -35,10 +36,6 @@ __all__ = [
     "unwrap_model",
 ]
 
-WEIGHTS_NAME = "model.safetensors"
-META_NAME = "meta.json"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _AUTO_FIELDS = ("arch", "num_classes", "mid_branch")
 
 

@@ -92,23 +92,30 @@ def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
     Returns:
         list of `(title, float images (N, 3, H, W) in [0, 1])`, the originals first.
     """
-    from fermixnet.augment import REGIONS, MixParams, build_mixer, one_hot
+    from fermixnet.augment import REGIONS, MixParams, build_mixer, one_hot, region_lambda
 
     x = images.float() / 255.0
     y = one_hot(torch.zeros(len(x), dtype=torch.long), 2)
     perm = torch.roll(torch.arange(len(x)), 1)
     columns = [("original", x)]
+    mixer = build_mixer(mix_cfg)
     if mix_cfg.method == "fermix":
-        mixer = build_mixer("fermix")
         for region in REGIONS:
-            lam = 0.75 if region.startswith("upper_") else 0.5
-            columns.append((region, mixer.apply(x, y, MixParams(region, perm, lam))[0]))
+            params = MixParams(region, perm, region_lambda(region))
+            columns.append((region, mixer.apply(x, y, params)[0]))
     else:
-        mixer = build_mixer(mix_cfg.method, **dict(mix_cfg.options))
         g = torch.Generator().manual_seed(seed)
         for k in range(6):
             columns.append((f"{mix_cfg.method} {k + 1}", mixer(x, y, generator=g)[0]))
     return columns
+
+
+def mix_samples_preview(images: torch.Tensor, cfg: Any, run_dir: Path) -> None:
+    """`fit`'s `preview` hook: `plots/mix_samples.png` of the run (once; not without mixing)."""
+    path = Path(run_dir) / "plots" / "mix_samples.png"
+    if path.exists() or cfg.mix.method == "none":
+        return
+    plot_mix_samples(images, cfg.mix, path, seed=cfg.train.seed)
 
 
 def plot_mix_samples(images: torch.Tensor, mix_cfg: Any, path: Path, seed: int = 0) -> Path:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw
 
-from fermixnet.data.synth_faces import HAIR_COLOURS, SKIN_TONES
+from fermixnet.synth.faces import HAIR_COLOURS, SKIN_TONES
 
 Colour = tuple[int, int, int, int]
 

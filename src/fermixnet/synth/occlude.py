@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fermixnet.data import synth_occluder_shapes as shapes
 from fermixnet.data.registry import create_dataset, parse_data_spec
-from fermixnet.data.synth_io import SPLITS, save_png, union_columns, write_manifest
-from fermixnet.data.synth_occluder_shapes import Drawer, FaceFrame, Landmarks
 from fermixnet.fileio import temp_dir
 from fermixnet.labels import CANONICAL
+from fermixnet.synth import occluder_shapes as shapes
+from fermixnet.synth.files import SPLITS, save_png, union_columns, write_manifest
+from fermixnet.synth.occluder_shapes import Drawer, FaceFrame, Landmarks
 
 OCCLUSION_TYPES: tuple[str, ...] = ("upper", "lower", "left", "right", "corner", "object")
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from fermixnet.data.synth_faces import AU_INDEX, HAIR_STYLES, Face
+from fermixnet.synth.faces import AU_INDEX, HAIR_STYLES, Face
 
 Colour = tuple[int, int, int]
 

@@ -11,7 +11,7 @@ Layout written (the project's generic manifest format)::
     <out>/synthetic.json                   seed, size, counts and generator settings
 
 Example:
-    >>> from fermixnet.data.synthetic import generate_synthetic
+    >>> from fermixnet.synth.generate import generate_synthetic
     >>> generate_synthetic("data/synth", seed=0, size=64, counts={"train": 70, "test": 14})
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fermixnet.data.synth_faces import AU_NAMES, AUS, HAIR_STYLES, Face, SynthConfig, sample_face
-from fermixnet.data.synth_io import SPLITS, save_png, union_columns, write_manifest
-from fermixnet.data.synth_render import render_face
 from fermixnet.fileio import atomic_write
+from fermixnet.synth.faces import AU_NAMES, AUS, HAIR_STYLES, Face, SynthConfig, sample_face
+from fermixnet.synth.files import SPLITS, save_png, union_columns, write_manifest
+from fermixnet.synth.render import render_face
 
 SPLIT_IDS: Mapping[str, int] = {name: i for i, name in enumerate(SPLITS)}
 DEFAULT_COUNTS: Mapping[str, int] = {"train": 2800, "val": 350, "test": 700}
@@ -147,7 +147,7 @@ def generate_synthetic(
         "size": size,
         "counts": counts,
         "config": dataclasses.asdict(cfg),
-        "generator": "fermixnet.data.synthetic",
+        "generator": "fermixnet.synth.generate",
     }
     atomic_write(root / "synthetic.json", json.dumps(info, indent=2).encode("utf-8"))
     return manifest
