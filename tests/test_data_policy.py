@@ -11,9 +11,10 @@ import torch
 from data_replicas import make_folder_tree, write_corrupt, write_image
 from fermixnet.cli import main
 from fermixnet.config import load_config
-from fermixnet.data import create_dataset, occluders
+from fermixnet.data import create_dataset
 from fermixnet.data.cache import build_cache
 from fermixnet.engine import fit
+from fermixnet.synth import occlude as occluders
 
 
 def _manifest_with_a_bad_image(root: Path) -> Path:
