@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fermixnet.data import synthetic
 from fermixnet.data.registry import create_dataset, dataset_framing, spec_framing
 from fermixnet.framing import FER2013_FRAMING, RAFDB_TEMPLATE, Framing, parse_framing
 from fermixnet.inference.align import align_face, crop_corners, framing_transform
 from fermixnet.inference.export import write_sidecar
 from fermixnet.inference.faces import Face, box_landmarks, complete_landmarks
 from fermixnet.inference.predictor import Predictor, predictor_options, sidecar_meta
+from fermixnet.synth import generate as synthetic
 
 SIZE = 48
 
