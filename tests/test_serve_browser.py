@@ -1,0 +1,110 @@
+"""The page in a real browser: Debian's headless Chromium, driven by Playwright, against the
+server on a free localhost port. `.ci/run` installs chromium, so in CI this test runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from fermixnet.serve.app import create_app
+from fermixnet.serve.model import load_served_model
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags of a hermetic headless run: no GPU, no network services of the browser itself.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).is_file() and not os.environ.get("FERMIXNET_BROWSER_TEST"):
+    pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run does)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server_url(serve_checkpoints) -> Iterator[str]:
+    """The app served by uvicorn in a thread, on a free port of 127.0.0.1."""
+    app = create_app(load_served_model(serve_checkpoints["torch"], detector="haar"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            headless=True, viewport={"width": 1280, "height": 900})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_upload_predict_and_occlude_in_chromium(page, server_url, synth_face_png, tmp_path):
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server_url)
+    page.wait_for_selector("#model-info b", timeout=20_000)
+    assert page.inner_text("#model-info b") == "tiny-serve-test"
+
+    page.set_input_files("#file-input", files=[
+        {"name": "faces.png", "mimeType": "image/png", "buffer": synth_face_png}])
+    page.wait_for_selector(".face-card .bars .fill", timeout=30_000)
+    cards = page.locator(".face-card")
+    assert cards.count() == 2
+    widths = cards.first.locator(".bars .val").all_inner_texts()
+    assert len(widths) == 7 and sum(float(w.rstrip("%")) for w in widths) == pytest.approx(
+        100, abs=0.5)
+    assert "High-level head" in cards.first.inner_text()
+    assert "Mid-level head" in cards.first.inner_text()
+    assert page.locator("#stage").is_visible()
+
+    page.select_option("#occluder-select", "sunglasses")
+    page.wait_for_selector(".pair .occluded .bars .fill", timeout=30_000)
+    pairs = page.locator(".pair")
+    assert pairs.count() == 2
+    assert "sunglasses" in pairs.first.locator(".occluded h3").inner_text()
+    assert page.eval_on_selector(".pair .occluded img", "img => img.naturalWidth") > 0
+    assert pairs.first.locator(".verdict").inner_text().startswith("Prediction ")
+    assert not page.locator("#error").is_visible()
+
+    shot = tmp_path / "serve.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("FERMIXNET_SCREENSHOT"):
+        shutil.copy(shot, os.environ["FERMIXNET_SCREENSHOT"])
+    # every request of the page went to this server: no CDN, works offline
+    assert requests and all(u.startswith((server_url, "data:", "blob:")) for u in requests)
+
+
+def test_a_bad_upload_shows_the_servers_error(page, server_url):
+    page.goto(server_url)
+    page.wait_for_selector("#model-info b", timeout=20_000)
+    blank = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00" \
+            b"\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    page.set_input_files("#file-input", files=[
+        {"name": "blank.gif", "mimeType": "image/gif", "buffer": blank}])
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "no face found" in page.inner_text("#error")
+    assert page.locator(".face-card").count() == 0
