@@ -232,3 +232,9 @@ def test_cli_serves_the_checkpoint_on_localhost(serve_checkpoints, synth_face_pn
         assert _post(c, os.urandom(1100 * 1024)).status_code == 413
     assert main(["serve", "--checkpoint", "/nonexistent/ckpt"]) == 2
     assert "checkpoint file not found" in capsys.readouterr().err
+
+
+def test_openapi_schema_is_served_and_no_cdn_docs(client):
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/predict", "/api/model", "/api/health"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 404 and client.get("/api/docs").status_code == 404

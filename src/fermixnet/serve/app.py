@@ -116,8 +116,9 @@ def create_app(
     """
     if max_upload_mb <= 0:
         raise ValueError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
-    app = FastAPI(title="fermixnet serve", version=__version__, docs_url="/api/docs",
-                  redoc_url=None)
+    # No Swagger/ReDoc pages: they load their scripts from a CDN. The schema stays local.
+    app = FastAPI(title="fermixnet serve", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
     app.add_middleware(BodyLimit, limit=int(max_upload_mb * MB) + _ENVELOPE)
     info = model_info(served)
 
