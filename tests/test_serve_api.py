@@ -7,6 +7,8 @@ import io
 import json
 import os
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -238,3 +240,29 @@ def test_openapi_schema_is_served_and_no_cdn_docs(client):
     schema = client.get("/api/openapi.json").json()
     assert {"/api/predict", "/api/model", "/api/health"} <= set(schema["paths"])
     assert client.get("/docs").status_code == 404 and client.get("/api/docs").status_code == 404
+
+
+def test_inference_runs_off_the_event_loop(client, served, synth_face_png):
+    """While a prediction waits for the model, the server still answers other requests (were
+    inference on the event loop, /api/health would wait until the safety timer frees it)."""
+    served.lock.acquire()  # the model is busy
+    guard = threading.Lock()
+    released = []
+
+    def free() -> None:
+        with guard:
+            if not released:
+                released.append(True)
+                served.lock.release()
+
+    timer = threading.Timer(20, free)
+    timer.start()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_post, client, synth_face_png)
+        start = time.monotonic()
+        assert client.get("/api/health").status_code == 200
+        assert time.monotonic() - start < 10
+        assert not pending.done()
+        timer.cancel()
+        free()
+        assert pending.result(timeout=60).status_code == 200
