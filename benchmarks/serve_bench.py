@@ -32,8 +32,8 @@ from predict_bench import write_scenes
 MAX_CLIENTS, MAX_REQUESTS, MAX_SECONDS = 32, 2000, 300
 
 
-def write_models(folder: Path, size: int) -> dict[str, Path]:
-    """The checkpoint folder (torch) and its ONNX export (onnxruntime)."""
+def write_models(folder: Path, size: int, backends: list[str]) -> dict[str, Path]:
+    """The checkpoint folder (torch) and, when asked for, its ONNX export (onnxruntime)."""
     from fermixnet.inference.export import export_model
     from fermixnet.models import create_model
     from fermixnet.models.weights import load_checkpoint, save_checkpoint
@@ -41,9 +41,12 @@ def write_models(folder: Path, size: int) -> dict[str, Path]:
     torch.manual_seed(0)
     save_checkpoint(create_model("resnet18", 7, mid_branch=True).eval(), folder / "ckpt",
                     {"input_size": size})
-    model, meta = load_checkpoint(folder / "ckpt")
-    export_model(model, meta, folder / "model.onnx", fmt="onnx")
-    return {"torch": folder / "ckpt", "onnxruntime": folder / "model.onnx"}
+    paths = {"torch": folder / "ckpt"}
+    if "onnxruntime" in backends:
+        model, meta = load_checkpoint(folder / "ckpt")
+        export_model(model, meta, folder / "model.onnx", fmt="onnx")
+        paths["onnxruntime"] = folder / "model.onnx"
+    return paths
 
 
 def free_port() -> int:
@@ -120,7 +123,7 @@ def load(url: str, photo: bytes, clients: int, requests: int, seconds: float) ->
 
 def run(args, work: Path) -> dict[str, Any]:
     photo = write_scenes(work / "scenes", 1, side=args.side, face=args.face)[0].read_bytes()
-    models = write_models(work, args.size)
+    models = write_models(work, args.size, args.backends)
     query = f"?occluder={args.occluder}" if args.occluder else ""
     out: dict[str, Any] = {"clients": args.clients, "model_size": args.size,
                            "photo_side": args.side, "occluder": args.occluder}
