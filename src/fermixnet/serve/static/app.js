@@ -27,6 +27,10 @@ async function loadModel() {
   $("model-info").append(
     el("b", "", info.arch), ` · ${info.classes.length} classes · ${heads} · `,
     `${info.backend} · detector ${info.detector}`);
+  if (!info.mid_branch) {
+    $("faces-hint").textContent = "This model has no mid-level branch: one head decides.";
+    for (const cls of ["fused", "mid"]) document.querySelector(`.swatch.${cls}`).parentNode.remove();
+  }
   const select = $("occluder-select");
   const groups = [["Regions", info.occlusion_types],
     ["Realistic occluders", info.occluders.filter((o) => !info.occlusion_types.includes(o))]];
