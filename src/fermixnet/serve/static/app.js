@@ -25,7 +25,7 @@ async function loadModel() {
   const heads = info.mid_branch ? "high + mid-level heads" : "one head";
   $("model-info").innerHTML = "";
   $("model-info").append(
-    el("b", "", info.arch), ` · ${info.classes.length} classes · ${heads} · `,
+    "trunk ", el("b", "", info.arch), ` · ${info.classes.length} classes · ${heads} · `,
     `${info.backend} · detector ${info.detector}`);
   if (!info.mid_branch) {
     $("faces-hint").textContent = "This model has no mid-level branch: one head decides.";
