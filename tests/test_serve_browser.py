@@ -3,6 +3,7 @@ server on a free localhost port. `.ci/run` installs chromium, so in CI this test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -47,18 +48,25 @@ def server_url(serve_checkpoints) -> Iterator[str]:
     sock.close()
 
 
-@pytest.fixture
-def page(tmp_path: Path):
+@contextlib.contextmanager
+def chromium_page(profile: Path, extra_args: tuple[str, ...] = ()) -> Iterator:
+    """A page of a fresh headless Chromium profile."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            str(profile), executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args],
             headless=True, viewport={"width": 1280, "height": 900})
         try:
             yield context.new_page()
         finally:
             context.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path):
+    with chromium_page(tmp_path / "profile") as p:
+        yield p
 
 
 def test_upload_predict_and_occlude_in_chromium(page, server_url, synth_face_png, tmp_path):
@@ -108,3 +116,21 @@ def test_a_bad_upload_shows_the_servers_error(page, server_url):
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "no face found" in page.inner_text("#error")
     assert page.locator(".face-card").count() == 0
+
+
+def test_webcam_snapshot_is_sent_to_the_server(server_url, tmp_path):
+    """Chromium's fake camera (a test pattern, no face): the snapshot reaches the server,
+    whose 'no face' answer the page shows."""
+    fake = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+    with chromium_page(tmp_path / "profile", fake) as page:
+        page.goto(server_url)
+        page.wait_for_selector("#model-info b", timeout=20_000)
+        page.click("#webcam-button")
+        page.wait_for_selector("#snapshot-button:not([hidden])", timeout=20_000)
+        page.wait_for_function("document.getElementById('webcam').videoWidth > 0")
+        with page.expect_response(lambda r: "/api/predict" in r.url) as response:
+            page.click("#snapshot-button")
+        assert response.value.status == 422
+        page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+        assert "no face found" in page.inner_text("#error")
+        assert page.locator("#stage").is_visible() and not page.locator("#webcam").is_visible()
