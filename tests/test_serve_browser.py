@@ -3,6 +3,7 @@ server on a free localhost port. `.ci/run` installs chromium, so in CI this test
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -106,13 +107,18 @@ def test_upload_predict_and_occlude_in_chromium(page, server_url, synth_face_png
     assert requests and all(u.startswith((server_url, "data:", "blob:")) for u in requests)
 
 
-def test_a_bad_upload_shows_the_servers_error(page, server_url):
+def test_a_dropped_picture_without_a_face_shows_the_servers_error(page, server_url):
+    """Drag and drop (a DataTransfer dropped on the zone) of a 1x1 GIF: the server's 422."""
     page.goto(server_url)
     page.wait_for_selector("#model-info b", timeout=20_000)
     blank = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00" \
             b"\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-    page.set_input_files("#file-input", files=[
-        {"name": "blank.gif", "mimeType": "image/gif", "buffer": blank}])
+    transfer = page.evaluate_handle(
+        """b64 => { const dt = new DataTransfer();
+                    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                    dt.items.add(new File([bytes], "blank.gif", {type: "image/gif"}));
+                    return dt; }""", base64.b64encode(blank).decode())
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "no face found" in page.inner_text("#error")
     assert page.locator(".face-card").count() == 0
