@@ -125,7 +125,7 @@ def _bomb() -> bytes:
 
 
 BAD_INPUTS = {
-    "not an image": (b"this is text, not pixels", "", 422, "not a readable image"),
+    "not an image": (b"this is text, not pixels", "", 422, "not a readable image (not a format"),
     "empty": (b"", "", 422, "empty"),
     "no face": (None, "", 422, "no face"),
     "unknown occluder": (None, "?occluder=umbrella", 400, "unknown occluder 'umbrella'"),

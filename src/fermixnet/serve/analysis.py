@@ -15,7 +15,7 @@ import io
 from collections.abc import Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fermixnet.data.occluders import OCCLUDERS, OCCLUSION_TYPES, Landmarks, occlude
 from fermixnet.inference.faces import Face, box_landmarks
@@ -78,6 +78,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             return to_rgb_uint8(pil)
     except RequestError:
         raise
+    except UnidentifiedImageError as err:
+        raise RequestError(422, "not a readable image (not a format Pillow reads: PNG, JPEG, "
+                                "GIF, BMP, TIFF, WebP, ...)") from err
     except Image.DecompressionBombError as err:
         raise RequestError(413, f"image is over the pixel limit ({err})") from err
     except (OSError, SyntaxError, ValueError) as err:
