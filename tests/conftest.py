@@ -2,13 +2,15 @@
 
 - threads: `one_thread`;
 - tiny models and checkpoints: `_tiny_trunk`, `checkpoint_options`, `checkpoint`;
-- generated engine data: `make_manifest`, `tiny_config`.
+- generated engine data: `make_manifest`, `tiny_config`;
+- fermixnet serve: `serve_checkpoints`, `synth_scene`, `synth_face_png`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -165,3 +167,52 @@ def make_manifest() -> Callable[..., Path]:
 def tiny_config() -> Callable[..., Path]:
     """`tiny_config(tmp, root, epochs=3)`: writes `tmp/tiny.yaml` training on `root`."""
     return _write_tiny_config
+
+
+# --- fermixnet serve ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def serve_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """A random tiny FERMixNet (48 px input) as a checkpoint folder and as an exported ONNX
+    file; the tiny trunk stays registered while the module's tests run."""
+    from fermixnet.inference.export import export_model
+    from fermixnet.models import create_model
+    from fermixnet.models.weights import load_checkpoint, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("serve_ckpt")
+    with _registered_tiny_trunk():
+        torch.manual_seed(0)
+        model = create_model(TINY_ARCH, num_classes=7, mid_branch=True)
+        for m in model.modules():  # random BatchNorm statistics: eval mode is exercised
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        save_checkpoint(model, folder / "ckpt", {"input_size": 48, "metrics": {"val_acc": 0.5}})
+        model, meta = load_checkpoint(folder / "ckpt")
+        onnx = folder / "model.onnx"
+        export_model(model, meta, onnx, fmt="onnx")
+        yield {"torch": folder / "ckpt", "onnx": onnx}
+
+
+def synth_scene(indices: tuple[int, ...] = (0, 11), size: int = 112) -> np.ndarray:
+    """Faces of the project's synthetic generator (test split, ``indices``) side by side on a
+    smooth 320x200 gradient: the Haar detector finds both (the default ones)."""
+    from fermixnet.synth import generate as synthetic
+
+    yy, xx = np.mgrid[0:200, 0:320]
+    scene = np.stack([90 + 0.3 * xx, 110 + 0.2 * yy, 130 + 0.1 * (xx + yy)], -1)
+    scene = scene.clip(0, 255).astype(np.uint8)
+    for j, index in enumerate(indices):
+        face, _, _ = synthetic.render_sample(0, "test", index, size, synthetic.SynthConfig())
+        x = 36 + 136 * j
+        scene[44 : 44 + size, x : x + size] = face
+    return scene
+
+
+@pytest.fixture(scope="session")
+def synth_face_png() -> bytes:
+    """PNG bytes of :func:`synth_scene`: two generator faces, 320x200."""
+    buf = io.BytesIO()
+    Image.fromarray(synth_scene()).save(buf, format="PNG")
+    return buf.getvalue()

@@ -15,7 +15,7 @@ from fermixnet import __version__
 
 # Modules of this package that define `register(subparsers)`; imported lazily so that `--help`
 # and light commands do not pay for torch-heavy imports of other areas.
-_AREAS: tuple[str, ...] = ("models", "train", "data", "demo", "inference")
+_AREAS: tuple[str, ...] = ("models", "train", "data", "demo", "inference", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

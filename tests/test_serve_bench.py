@@ -1,0 +1,30 @@
+"""Smoke test of benchmarks/serve_bench.py: the CLI server answers every request (no timing).
+The ONNX Runtime backend is left out here (its export takes long on 2 cores); the API tests
+serve an exported model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_serve_bench_smoke(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    out = tmp_path / "serve.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_bench.py"), "--smoke", "--out", str(out),
+         "--backends", "torch"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    r = results["torch"]
+    assert r["requests"] == 6 and r["failed"] == 0, r
+    assert 0 < r["p50_ms"] <= r["p95_ms"] and r["requests_per_s"] > 0
+    assert "onnxruntime" not in results
