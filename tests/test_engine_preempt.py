@@ -1,0 +1,123 @@
+"""Preemption end to end: a stop signal mid-epoch leaves a mid-epoch checkpoint and exit status
+75, and `--resume` reaches the weights and metrics of an uninterrupted run (DataLoader with
+`workers: 0`, and `data.on_device`); submitit's signal requeues a sweep task, which resumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fermixnet.cli import main
+from fermixnet.config import load_config
+from fermixnet.engine.checkpoint import load_train_state
+from fermixnet.engine.preemption import EXIT_STOPPED
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+VARIANTS = {"workers0": [], "on_device": ["data.on_device=true"]}
+
+# `fermixnet train` in a subprocess whose per-step hook sends SIGNAL to the process itself
+# after step STOP_AT: the signal arrives at a known step, as SLURM's would at some step.
+SELF_SIGNAL = """
+import functools, os, signal, sys
+import fermixnet.engine as engine
+def hook(info):
+    if info.global_step == int(os.environ["STOP_AT"]):
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+engine.fit = functools.partial(engine.fit, hook=hook)
+from fermixnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, make_manifest, tiny_config):
+    """Uninterrupted 3-epoch runs (2 steps per epoch) of each data path."""
+    tmp = tmp_path_factory.mktemp("preempt")
+    cfg = tiny_config(tmp, make_manifest(tmp / "data", per_class=4, test_per_class=2))
+    for name, sets in VARIANTS.items():
+        extra = ["--set", *sets] if sets else []
+        assert main(["train", "--config", str(cfg), "--out", str(tmp / name), *extra]) == 0
+    return tmp, cfg
+
+
+def _metrics_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return [{k: v for k, v in row.items() if k not in ("images_per_s", "time_s")}
+                for row in csv.DictReader(f)]
+
+
+def _assert_same_run(ref: Path, run: Path) -> None:
+    for name in ("last", "best"):
+        a = load_file(str(ref / "checkpoints" / name / "model.safetensors"))
+        b = load_file(str(run / "checkpoints" / name / "model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert _metrics_rows(run) == _metrics_rows(ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "sig"), [("workers0", "SIGTERM"), ("on_device", "SIGUSR1")])
+def test_signal_mid_epoch_checkpoints_and_resumes_bit_identically(reference, variant, sig):
+    tmp, cfg = reference
+    run = tmp / f"stopped_{variant}"
+    sets = ["--set", *VARIANTS[variant]] if VARIANTS[variant] else []
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "STOP_AT": "3",
+           "SIGNAL": sig}
+    proc = subprocess.run([sys.executable, "-c", SELF_SIGNAL, "train", "--config", str(cfg),
+                           "--out", str(run), *sets], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == EXIT_STOPPED, proc.stderr[-3000:]
+    assert f"{sig} received: stopped at step 1 of epoch 2" in proc.stderr
+    state = load_train_state(run / "checkpoints" / "last")
+    assert (state["epoch"], state["step"], state["global_step"]) == (1, 1, 3)
+    assert len(state["history"]) == 1  # the partial epoch is not history
+    assert load_train_state(run / "checkpoints" / "best")["step"] == 0  # best is untouched
+    assert len(_metrics_rows(run)) == 1
+    assert main(["train", "--resume", str(run)]) == 0
+    _assert_same_run(tmp / variant, run)
+
+
+@pytest.mark.slow
+def test_submitit_signal_requeues_the_task_which_resumes(reference, monkeypatch):
+    """SIGUSR2 (submitit's) to a sweep task under the local executor: the run checkpoints at
+    the next step boundary, submitit requeues the task, and the requeued task resumes the run
+    to the uninterrupted weights."""
+    pytest.importorskip("submitit")
+    from fermixnet.engine.sweep_launch import TASK_FILE, RunTask, SlurmOptions, make_executor
+
+    tmp, cfg = reference
+    monkeypatch.setenv("FERMIXNET_PROGRESS_EVERY", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = tmp / "sweep" / "tiny" / "seed0"
+    executor = make_executor("local", tmp / "sweep" / ".submitit",
+                             SlurmOptions(gpus_per_task=0, cpus_per_task=1), name="preempt")
+    job = executor.submit(RunTask(), load_config(cfg).to_dict(), str(run))
+    deadline = time.time() + 240
+    while "epoch 2: 1/2" not in (job.paths.stderr.read_text()
+                                 if job.paths.stderr.exists() else ""):
+        assert not job.done() and time.time() < deadline, "the task ended before the signal"
+        time.sleep(0.05)
+    job._interrupt()  # what SLURM's --signal=USR2@90 does: submitit's test helper sends it
+    assert job.result(timeout=300) == "partial"  # the requeued task found the run half done
+    assert "Requeued job" in job.paths.stderr.read_text()
+    assert json.loads((run / TASK_FILE).read_text())["state"] == "done"
+    _assert_same_run(tmp / "workers0", run)
+
+
+def test_stop_signals_add_submitits_signal_only_in_its_tasks():
+    from fermixnet.engine.preemption import stop_signals
+
+    assert signal.SIGUSR2 not in stop_signals({})
+    assert set(stop_signals({"SUBMITIT_EXECUTOR": "slurm"})) == {
+        signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
