@@ -78,10 +78,12 @@ class _SkipFirst(Sampler[list[int]]):
         return len(self.batches) - self.start
 
     def __iter__(self) -> Iterator[list[int]]:
+        # A generator, so nothing is drawn before the first batch is asked for: the DataLoader
+        # draws its workers' base seed from the same generator first, as without skipping.
         it = iter(self.batches)
         for _ in itertools.islice(it, self.start):
             pass
-        return it
+        yield from it
 
 
 class TrainingData:
