@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from fermixnet.cli import main
 from fermixnet.config import load_config
+from fermixnet.engine import fit
 from fermixnet.engine.checkpoint import load_train_state
 from fermixnet.engine.preemption import EXIT_STOPPED
 
@@ -90,29 +91,40 @@ def test_signal_mid_epoch_checkpoints_and_resumes_bit_identically(reference, var
 
 @pytest.mark.slow
 def test_submitit_signal_requeues_the_task_which_resumes(reference, monkeypatch):
-    """SIGUSR2 (submitit's) to a sweep task under the local executor: the run checkpoints at
-    the next step boundary, submitit requeues the task, and the requeued task resumes the run
-    to the uninterrupted weights."""
+    """SIGUSR2 (submitit's) to a sweep task under the local executor during epoch 2: the run
+    checkpoints at the next step boundary, submitit requeues the task, and the requeued task
+    resumes the run to the weights of an uninterrupted one."""
     pytest.importorskip("submitit")
     from fermixnet.engine.sweep_launch import TASK_FILE, RunTask, SlurmOptions, make_executor
 
-    tmp, cfg = reference
+    tmp, cfg_path = reference
+    cfg = load_config(cfg_path, ["train.batch_size=4", "train.epochs=2"])  # 5 steps per epoch
+    fit(cfg, tmp / "small_batches")
     monkeypatch.setenv("FERMIXNET_PROGRESS_EVERY", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run = tmp / "sweep" / "tiny" / "seed0"
     executor = make_executor("local", tmp / "sweep" / ".submitit",
                              SlurmOptions(gpus_per_task=0, cpus_per_task=1), name="preempt")
-    job = executor.submit(RunTask(), load_config(cfg).to_dict(), str(run))
-    deadline = time.time() + 240
-    while "epoch 2: 1/2" not in (job.paths.stderr.read_text()
-                                 if job.paths.stderr.exists() else ""):
+    job = executor.submit(RunTask(), cfg.to_dict(), str(run))
+    deadline = time.time() + 300
+
+    def log(which: str = "stderr") -> str:
+        path = getattr(job.paths, which)
+        return path.read_text() if path.exists() else ""
+
+    while "epoch 2: 1/5" not in log():
         assert not job.done() and time.time() < deadline, "the task ended before the signal"
         time.sleep(0.05)
-    job._interrupt()  # what SLURM's --signal=USR2@90 does: submitit's test helper sends it
-    assert job.result(timeout=300) == "partial"  # the requeued task found the run half done
-    assert "Requeued job" in job.paths.stderr.read_text()
+    # What SLURM's --signal=USR2@90 does: signal the task's process (submitit's controller
+    # process, which `job._interrupt()` signals, forwards only SIGTERM).
+    os.kill(json.loads((run / TASK_FILE).read_text())["pid"], signal.SIGUSR2)
+    while not job.done():
+        assert time.time() < deadline, "the requeued task did not finish"
+        time.sleep(0.2)
+    assert job.result() == "partial"  # the requeued task found the run half done
+    assert "SIGUSR2 received: stopped at" in log() and "Requeued job" in log("stdout")
     assert json.loads((run / TASK_FILE).read_text())["state"] == "done"
-    _assert_same_run(tmp / "workers0", run)
+    _assert_same_run(tmp / "small_batches", run)
 
 
 def test_stop_signals_add_submitits_signal_only_in_its_tasks():

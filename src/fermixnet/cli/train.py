@@ -100,9 +100,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
         return 3
-    except TrainingStopped as err:
+    except TrainingStopped:  # `fit` said where it stopped
         if process_rank() == 0:
-            print(f"fermixnet train: {err}; continue with --resume {out}", file=sys.stderr)
+            print(f"fermixnet train: continue with --resume {out}", file=sys.stderr)
         return EXIT_STOPPED
     if process_rank() != 0:
         return 0  # under torchrun or srun only rank 0 reports
@@ -183,8 +183,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.launcher == "local":
         try:
             print(sweep(args.configs, args.seeds, args.out, args.overrides, runner=runner))
-        except TrainingStopped as err:
-            print(f"fermixnet sweep: {err}; the same command resumes the sweep", file=sys.stderr)
+        except TrainingStopped:  # `fit` said where it stopped
+            print("fermixnet sweep: stopped; the same command resumes the sweep", file=sys.stderr)
             return EXIT_STOPPED
         return 0
     cluster = "slurm" if args.launcher == "slurm" else "local"

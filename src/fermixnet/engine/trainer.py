@@ -16,6 +16,7 @@ and random state, so `resume` continues to the weights and metrics of an uninter
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -171,7 +172,9 @@ def fit(
             try:
                 return _fit(Runtime.create(cfg, out_dir, dist, device, stop), resume, hook,
                             preview)
-            except TrainingStopped:
+            except TrainingStopped as err:
+                if dist.is_main:
+                    print(f"fermixnet: {err}", file=sys.stderr, flush=True)
                 stop.forward()  # the signal's previous handler, e.g. submitit's requeue
                 raise
     finally:
