@@ -2,13 +2,15 @@
 
 - threads: `one_thread`;
 - tiny models and checkpoints: `_tiny_trunk`, `checkpoint_options`, `checkpoint`;
-- generated engine data: `make_manifest`, `tiny_config`.
+- generated engine data: `make_manifest`, `tiny_config`;
+- SLURM: `job_script` (the multi-node script of docs/training.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -165,3 +167,14 @@ def make_manifest() -> Callable[..., Path]:
 def tiny_config() -> Callable[..., Path]:
     """`tiny_config(tmp, root, epochs=3)`: writes `tmp/tiny.yaml` training on `root`."""
     return _write_tiny_config
+
+
+# --- SLURM ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def job_script() -> str:
+    """The multi-node job script of docs/training.md ("One run on N nodes x G GPUs"), as text."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    section = docs[docs.index("### One run on N nodes x G GPUs"):]
+    return re.search(r"```bash\n(#!/bin/bash\n.*?)```", section, flags=re.S).group(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,12 +28,14 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 VARIANTS = {"workers0": [], "on_device": ["data.on_device=true"]}
 
 # `fermixnet train` in a subprocess whose per-step hook sends SIGNAL to the process itself
-# after step STOP_AT: the signal arrives at a known step, as SLURM's would at some step.
+# (under torchrun: only to rank TO_RANK) after step STOP_AT: the signal arrives at a known step,
+# as SLURM's would at some step.
 SELF_SIGNAL = """
 import functools, os, signal, sys
 import fermixnet.engine as engine
 def hook(info):
-    if info.global_step == int(os.environ["STOP_AT"]):
+    rank = os.environ.get("RANK", "0")
+    if info.global_step == int(os.environ["STOP_AT"]) and rank == os.environ.get("TO_RANK", rank):
         os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
 engine.fit = functools.partial(engine.fit, hook=hook)
 from fermixnet.cli import main
@@ -85,6 +88,7 @@ def test_signal_mid_epoch_checkpoints_and_resumes_bit_identically(reference, var
     assert len(state["history"]) == 1  # the partial epoch is not history
     assert load_train_state(run / "checkpoints" / "best")["step"] == 0  # best is untouched
     assert len(_metrics_rows(run)) == 1
+    assert json.loads((run / "metrics.json").read_text())["status"] == "stopped"
     assert main(["train", "--resume", str(run)]) == 0
     _assert_same_run(tmp / variant, run)
 
@@ -125,6 +129,70 @@ def test_submitit_signal_requeues_the_task_which_resumes(reference, monkeypatch)
     assert "SIGUSR2 received: stopped at" in log() and "Requeued job" in log("stdout")
     assert json.loads((run / TASK_FILE).read_text())["state"] == "done"
     _assert_same_run(tmp / "small_batches", run)
+
+
+@pytest.mark.slow
+def test_ddp_stops_every_rank_at_the_step_where_one_rank_was_signalled(reference):
+    """Two gloo processes under torchrun, SIGTERM to rank 1 only: both stop after the same step
+    (the flag is all-reduced), rank 0 writes the mid-epoch checkpoint, and a 2-process resume
+    reaches the weights of an uninterrupted 2-process run."""
+    tmp, cfg = reference
+    script = tmp / "self_signal.py"
+    script.write_text(SELF_SIGNAL)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "STOP_AT": "3",
+           "SIGNAL": "SIGTERM", "TO_RANK": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2"]
+    epochs = ["--set", "train.epochs=2"]
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*torchrun, *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    ref = train("-m", "fermixnet.cli", "train", "--config", str(cfg), "--out",
+                str(tmp / "ddp_ref"), *epochs)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    run = tmp / "ddp_stopped"
+    stopped = train(str(script), "train", "--config", str(cfg), "--out", str(run), *epochs)
+    # torchrun reports a failed worker (its own status is 1) with the worker's exit status.
+    assert stopped.returncode != 0 and re.search(rf"exitcode\s*:\s*{EXIT_STOPPED}",
+                                                 stopped.stderr), stopped.stderr[-3000:]
+    # Rank 0 (not signalled) stopped at the same step and wrote the checkpoint.
+    assert "a stop signal (to another process) received: stopped at step 1 of epoch 2" in \
+        stopped.stderr
+    state = load_train_state(run / "checkpoints" / "last")
+    assert (state["epoch"], state["step"], state["global_step"]) == (1, 1, 3)
+    resumed = train("-m", "fermixnet.cli", "train", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_run(tmp / "ddp_ref", run)
+
+
+@pytest.mark.parametrize(("status", "exit_status", "requeued"), [
+    ("stopped", EXIT_STOPPED, True),
+    ("stopped", 137, True),  # srun reports the rank it killed after the first one exited
+    ("running", 1, False),  # a crash is not requeued
+])
+def test_documented_job_script_requeues_a_stopped_run(tmp_path, job_script, status, exit_status,
+                                                      requeued):
+    bin_dir, out = tmp_path / "bin", tmp_path / "run"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(  # what the ranks leave behind, then srun's exit status
+        f"#!/bin/sh\nmkdir -p '{out}'\n"
+        f"printf '{{\\n  \"status\": \"{status}\"\\n}}\\n' > '{out}/metrics.json'\n"
+        f"exit {exit_status}\n")
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > '{tmp_path}/scontrol.txt'\n")
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "job.sbatch").write_text(job_script)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+           "SLURM_JOB_ID": "4242"}
+    proc = subprocess.run(["bash", str(tmp_path / "job.sbatch")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == exit_status, proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["status"] == status
+    calls = tmp_path / "scontrol.txt"
+    assert (calls.read_text().split() if calls.exists() else []) == (
+        ["requeue", "4242"] if requeued else [])
 
 
 def test_stop_signals_add_submitits_signal_only_in_its_tasks():

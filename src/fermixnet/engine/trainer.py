@@ -300,7 +300,7 @@ def _train_epochs(rt: Runtime, run: Training, data: TrainingData, logger: RunLog
         row["time_s"] = earlier_s + time.perf_counter() - t0
         _end_epoch(rt, run, row, logger)
         if rt.stop.agreed():  # came during validation or checkpointing: `last` is this epoch
-            raise TrainingStopped(rt.stop.received, st.epoch, 0, str(rt.ckpt_root / "last"))
+            _stopped(rt, st)
 
 
 def _resumed_epoch(rt: Runtime, st: RunState, data: TrainingData) -> tuple[EpochProgress, float]:
@@ -327,7 +327,16 @@ def _stop_mid_epoch(rt: Runtime, run: Training, data: TrainingData, progress: Ep
     if rt.dist.is_main:
         run_state.save(rt.ckpt_root, ["last"], run.model, run.optimizer, run.scheduler, rt.scaler,
                        st, rt.cfg)
-    barrier()
+    _stopped(rt, st)
+
+
+def _stopped(rt: Runtime, st: RunState) -> NoReturn:
+    """`metrics.json` says `stopped` (job scripts requeue on it), then every process raises
+    `TrainingStopped` together."""
+    if rt.dist.is_main:
+        write_json(rt.out_dir / "metrics.json",
+                   {**run_state.summary(st, rt.cfg, "stopped"), "history": st.history})
+    barrier()  # the checkpoint and the status are on disk before any process exits
     raise TrainingStopped(rt.stop.received, st.epoch, st.step, str(rt.ckpt_root / "last"))
 
 
