@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -154,9 +153,9 @@ def test_ddp_stops_every_rank_at_the_step_where_one_rank_was_signalled(reference
     assert ref.returncode == 0, ref.stderr[-3000:]
     run = tmp / "ddp_stopped"
     stopped = train(str(script), "train", "--config", str(cfg), "--out", str(run), *epochs)
-    # torchrun reports a failed worker (its own status is 1) with the worker's exit status.
-    assert stopped.returncode != 0 and re.search(rf"exitcode\s*:\s*{EXIT_STOPPED}",
-                                                 stopped.stderr), stopped.stderr[-3000:]
+    # torchrun reports the stop as a failed worker (status 1, and it may end the second worker
+    # once the first has exited: the exit statuses are asserted in one process, above).
+    assert stopped.returncode != 0, stopped.stderr[-3000:]
     # Rank 0 (not signalled) stopped at the same step and wrote the checkpoint.
     assert "a stop signal (to another process) received: stopped at step 1 of epoch 2" in \
         stopped.stderr
