@@ -93,7 +93,7 @@ class Runtime:
     scaler: torch.amp.GradScaler | None
     """fp16 loss scaling (None otherwise); saved in checkpoints."""
     channels_last: bool
-    stop: StopRequest = field(default_factory=StopRequest)
+    stop: StopRequest
     """Set by the scheduler's signals; training checks it at each step boundary."""
 
     @classmethod
