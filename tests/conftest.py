@@ -3,7 +3,8 @@
 - threads: `one_thread`;
 - tiny models and checkpoints: `_tiny_trunk`, `checkpoint_options`, `checkpoint`;
 - generated engine data: `make_manifest`, `tiny_config`;
-- fermixnet serve: `serve_checkpoints`, `synth_scene`, `synth_face_png`.
+- fermixnet serve: `serve_checkpoints`, `synth_scene`, `synth_face_png`;
+- SLURM: `job_script` (the multi-node script of docs/training.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -216,3 +218,14 @@ def synth_face_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(synth_scene()).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# --- SLURM ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def job_script() -> str:
+    """The multi-node job script of docs/training.md ("One run on N nodes x G GPUs"), as text."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    section = docs[docs.index("### One run on N nodes x G GPUs"):]
+    return re.search(r"```bash\n(#!/bin/bash\n.*?)```", section, flags=re.S).group(1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,14 +102,9 @@ sys.exit(max(p.wait() for p in procs))
 """
 
 
-def _job_script() -> str:
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
-    section = docs[docs.index("### One run on N nodes x G GPUs"):]
-    return re.search(r"```bash\n(#!/bin/bash\n.*?)```", section, flags=re.S).group(1)
-
-
 @pytest.mark.slow
-def test_documented_job_script_trains_two_ranks_through_srun_variables(tmp_path, clean_env):
+def test_documented_job_script_trains_two_ranks_through_srun_variables(tmp_path, clean_env,
+                                                                      job_script):
     from fermixnet.synth.generate import generate_synthetic
 
     root = tmp_path / "faces"
@@ -126,7 +120,7 @@ train: {{epochs: 1, batch_size: 8, device: cpu, cpu_threads: 1}}
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN.format(python=sys.executable))
     (bin_dir / "srun").chmod(0o755)
-    (tmp_path / "job.sbatch").write_text(_job_script())
+    (tmp_path / "job.sbatch").write_text(job_script)
     run = tmp_path / "run"
     env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
            "CONFIG": str(cfg), "OUT": str(run), "OMP_NUM_THREADS": "1",

@@ -79,8 +79,9 @@ def _add_slurm_options(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """`fermixnet train --config C --out RUN [--set k=v ...]` or `--resume RUN`."""
     from fermixnet.config import load_config
-    from fermixnet.engine import TrainingDivergedError, fit
+    from fermixnet.engine import TrainingDivergedError, TrainingStopped, fit
     from fermixnet.engine.distributed import process_rank
+    from fermixnet.engine.preemption import EXIT_STOPPED
     from fermixnet.report.plots import mix_samples_preview
 
     if args.resume is not None:
@@ -99,6 +100,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
         return 3
+    except TrainingStopped:  # `fit` said where it stopped
+        if process_rank() == 0:
+            print(f"fermixnet train: continue with --resume {out}", file=sys.stderr)
+        return EXIT_STOPPED
     if process_rank() != 0:
         return 0  # under torchrun or srun only rank 0 reports
     if result.best_epoch is not None:
@@ -165,7 +170,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     or `fermixnet sweep --status --out DIR`."""
     from functools import partial
 
-    from fermixnet.engine import fit
+    from fermixnet.engine import TrainingStopped, fit
+    from fermixnet.engine.preemption import EXIT_STOPPED
     from fermixnet.engine.sweep import submit_sweep, sweep
     from fermixnet.report.plots import mix_samples_preview
 
@@ -175,7 +181,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.configs:
         raise ValueError("sweep needs --configs FILE... (or --status to look at --out)")
     if args.launcher == "local":
-        print(sweep(args.configs, args.seeds, args.out, args.overrides, runner=runner))
+        try:
+            print(sweep(args.configs, args.seeds, args.out, args.overrides, runner=runner))
+        except TrainingStopped:  # `fit` said where it stopped
+            print("fermixnet sweep: stopped; the same command resumes the sweep", file=sys.stderr)
+            return EXIT_STOPPED
         return 0
     cluster = "slurm" if args.launcher == "slurm" else "local"
     jobs = submit_sweep(args.configs, args.seeds, args.out, args.overrides, cluster=cluster,

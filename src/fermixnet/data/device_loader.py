@@ -16,6 +16,35 @@ import torch
 from torch import Tensor
 
 
+def flip_crop_params(
+    batch: int, padding: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Random parameters of `random_flip_crop` for `batch` images, drawn on the CPU.
+
+    Returns:
+        `(flip (B,) bool, off_y (B,) int64, off_x (B,) int64)`: mirror or not, and the top-left
+        corner of each crop in the padded image.
+    """
+    flip = torch.rand(batch, generator=generator) < 0.5
+    off_y = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
+    off_x = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
+    return flip, off_y, off_x
+
+
+def apply_flip_crop(
+    u8: Tensor, padding: int, params: tuple[Tensor, Tensor, Tensor], mode: str = "constant"
+) -> Tensor:
+    """Flip and crop each image of `u8` (B, C, H, W) as `params` (`flip_crop_params`) say."""
+    batch, _, height, width = u8.shape
+    flip, off_y, off_x = (p.to(u8.device) for p in params)
+    padded = torch.nn.functional.pad(u8, (padding,) * 4, mode=mode) if padding else u8
+    # Every H x W window of the padded images as a view (B, C, nY, nX, H, W); one gather picks
+    # image b's window at (off_y[b], off_x[b]): whole rows are copied, no per-pixel indices.
+    windows = padded.unfold(2, height, 1).unfold(3, width, 1)
+    crops = windows[torch.arange(batch, device=u8.device), :, off_y, off_x]  # (B, C, H, W)
+    return torch.where(flip.view(batch, 1, 1, 1), crops.flip(-1), crops)
+
+
 def random_flip_crop(
     u8: Tensor, padding: int, generator: torch.Generator | None = None, mode: str = "constant"
 ) -> Tensor:
@@ -30,16 +59,7 @@ def random_flip_crop(
     Returns:
         A new (B, C, H, W) tensor on ``u8``'s device.
     """
-    batch, _, height, width = u8.shape
-    flip = torch.rand(batch, generator=generator) < 0.5
-    off_y = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(u8.device)
-    off_x = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(u8.device)
-    padded = torch.nn.functional.pad(u8, (padding,) * 4, mode=mode) if padding else u8
-    # Every H x W window of the padded images as a view (B, C, nY, nX, H, W); one gather picks
-    # image b's window at (off_y[b], off_x[b]): whole rows are copied, no per-pixel indices.
-    windows = padded.unfold(2, height, 1).unfold(3, width, 1)
-    crops = windows[torch.arange(batch, device=u8.device), :, off_y, off_x]  # (B, C, H, W)
-    return torch.where(flip.to(u8.device).view(batch, 1, 1, 1), crops.flip(-1), crops)
+    return apply_flip_crop(u8, padding, flip_crop_params(u8.shape[0], padding, generator), mode)
 
 
 class TensorBatchLoader:
@@ -80,16 +100,23 @@ class TensorBatchLoader:
         self.batch_size, self.padding, self.augment = batch_size, padding, augment
         self.padding_mode, self.rank, self.world_size = padding_mode, rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
+        self.start = 0
+        """Batches the next iteration skips (a mid-epoch resume): their indices and augmentation
+        parameters are drawn as before, so the rest is the same, but no image is touched."""
 
     def __len__(self) -> int:
-        return self.images.shape[0] // self.world_size // self.batch_size
+        return self.images.shape[0] // self.world_size // self.batch_size - self.start
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = torch.randperm(self.images.shape[0], generator=self.generator)
         order = order[self.rank :: self.world_size].to(self.images.device)
-        for i in range(len(self)):
+        for i in range(self.start + len(self)):
+            params = (flip_crop_params(self.batch_size, self.padding, self.generator)
+                      if self.augment else None)
+            if i < self.start:
+                continue
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             u8 = self.images[idx]
-            if self.augment:
-                u8 = random_flip_crop(u8, self.padding, self.generator, self.padding_mode)
+            if params is not None:
+                u8 = apply_flip_crop(u8, self.padding, params, self.padding_mode)
             yield u8, self.labels[idx]

@@ -1,5 +1,6 @@
 """One training epoch (DeiT-style engine): p_mix gating, one forward over main + mixed batch,
-the Eq. 9 loss, mixed precision, SAM, progress bar and NaN checks."""
+the Eq. 9 loss, mixed precision, SAM, progress bar, NaN checks, and stopping at a step boundary
+(preemption) with what a mid-epoch checkpoint needs to finish the epoch as if uninterrupted."""
 
 from __future__ import annotations
 
@@ -72,6 +73,32 @@ class EpochContext:
     kills and divergence here; a progress logger or a stop-at-step-boundary check belongs here)."""
     log: Callable[[int, dict[str, float]], None] | None = None  # (global_step, scalars)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
+    stop: Callable[[], bool] | None = None
+    """Asked at each step boundary (after the optimiser and scheduler steps and the hook) but the
+    epoch's last: True ends the epoch there (`EpochStopped`). Under DDP every process must give
+    the same answer (the trainer all-reduces the flag)."""
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands at a step boundary: what a mid-epoch checkpoint keeps so that the
+    resumed epoch logs the same metrics as an uninterrupted one."""
+
+    step: int = 0
+    """Optimisation steps done in the epoch."""
+    sums: list[float] = dataclasses.field(default_factory=lambda: [0.0] * 4)
+    """Running sums: loss, correct main predictions, main images, steps (of all processes when
+    saved; of this process while training)."""
+    lr: float = float("nan")
+    """The learning rate of the last step done."""
+
+
+class EpochStopped(Exception):
+    """`EpochContext.stop` said stop: the epoch ended at `progress.step`."""
+
+    def __init__(self, progress: EpochProgress) -> None:
+        super().__init__(f"stopped after step {progress.step}")
+        self.progress = progress
 
 
 def split_output(out: Any, sl: slice) -> Any:
@@ -154,23 +181,34 @@ def optimize_step(model: torch.nn.Module, b: StepBatch, ctx: EpochContext):
 
 
 def train_one_epoch(
-    model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int
+    model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int,
+    start: EpochProgress | None = None,
 ) -> dict[str, float]:
     """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`);
     returns mean loss, train accuracy (main images), images/s, steps and `lr`, the learning rate
     of the epoch's last step (per-step schedules change it within the epoch).
 
+    Args:
+        model, loader, ctx: what to train, on what, how.
+        epoch: 0-based epoch.
+        global_step: optimisation steps before this epoch.
+        start: the progress of a resumed epoch; `loader` then yields its remaining batches.
+
     Raises:
         TrainingDivergedError: the loss became NaN/inf (checked every `log_every` steps).
+        EpochStopped: `ctx.stop` asked to stop; carries the progress to checkpoint.
     """
     model.train()
-    stats = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen, steps
+    start = start or EpochProgress()
+    # loss sum, correct, seen, steps
+    stats = torch.tensor(start.sums, dtype=torch.float64, device=ctx.device)
     images, t0 = 0, time.perf_counter()
-    total = len(loader)
+    total = start.step + len(loader)
     bar = progress_bar(loader, total=total, desc=f"epoch {epoch + 1}",
                        disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
-    step, lr = 0, float("nan")
-    for step, (x, y) in enumerate(bar, start=1):
+    bar.n = start.step  # a resumed epoch counts on (tqdm and LogProgress alike)
+    step, lr = start.step, start.lr
+    for step, (x, y) in enumerate(bar, start=start.step + 1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)
         y = y.to(ctx.device, non_blocking=True)
         b = make_step_batch(x, y, ctx)
@@ -188,6 +226,9 @@ def train_one_epoch(
             ctx.hook(StepInfo(epoch, step, global_step + step, res.total.detach(), model))
         if step % ctx.log_every == 0 or step == total:
             _check_and_log(stats, ctx, epoch, step, global_step + step, bar, images, t0, res)
+        if ctx.stop is not None and step < total and ctx.stop():
+            bar.close()  # the sums of all processes (a resumed epoch gives them to rank 0)
+            raise EpochStopped(EpochProgress(step, all_reduce_sum(stats.clone()).tolist(), lr))
     bar.close()
     stats = all_reduce_sum(stats.clone())
     _raise_if_diverged(float(stats[0]), epoch, step)

@@ -9,6 +9,10 @@ training loop checks `requested` at each step boundary, writes its checkpoint an
 Under submitit, the signal's previous handler (submitit's: call the task's `checkpoint()` and
 requeue it) is not lost: `forward()` calls it once the checkpoint is on disk.
 
+`fit` raises `TrainingStopped` once the checkpoint is written, and `fermixnet train` exits with
+`EXIT_STOPPED` (75, `EX_TEMPFAIL` of sysexits.h: "try again later"), which a job script maps to
+`scontrol requeue` (docs/training.md, "Preemption").
+
 Example:
     >>> with StopRequest() as stop:
     ...     for step in steps:
@@ -21,16 +25,43 @@ Example:
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
+
+import torch
 
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
 """What SLURM sends before a kill: SIGTERM, and the usual `--signal=USR1@N` of job scripts."""
 
+EXIT_STOPPED = 75
+"""Exit status of `fermixnet train` (and `sweep`) stopped by a signal with its checkpoint saved:
+`EX_TEMPFAIL` of sysexits.h. `--resume` continues the run."""
+
 Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def stop_signals(environ: Mapping[str, str] = os.environ) -> tuple[signal.Signals, ...]:
+    """`DEFAULT_SIGNALS`, plus SIGUSR2 inside a submitit task (its timeout/preemption signal;
+    submitit exports `SUBMITIT_EXECUTOR`)."""
+    if "SUBMITIT_EXECUTOR" in environ:
+        return (*DEFAULT_SIGNALS, signal.SIGUSR2)
+    return DEFAULT_SIGNALS
+
+
+class TrainingStopped(Exception):
+    """A stop signal ended training at a step boundary; `checkpoints/last` holds the state to
+    `--resume` from (mid-epoch when `step > 0`)."""
+
+    def __init__(self, received: signal.Signals | None, epoch: int, step: int,
+                 checkpoint: str) -> None:
+        where = f"step {step} of epoch {epoch + 1}" if step else f"the end of epoch {epoch}"
+        name = received.name if received is not None else "a stop signal (to another process)"
+        super().__init__(f"{name} received: stopped at {where}; the checkpoint is {checkpoint}")
+        self.received, self.epoch, self.step, self.checkpoint = received, epoch, step, checkpoint
 
 
 class StopRequest:
@@ -49,6 +80,7 @@ class StopRequest:
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, Handler] = {}
         self._frame: FrameType | None = None
+        self._group: Any = None
 
     @property
     def requested(self) -> bool:
@@ -81,6 +113,20 @@ class StopRequest:
         old = self._previous.get(self.received)
         if callable(old):
             old(int(self.received), self._frame)
+
+    def agreed(self) -> bool:
+        """True when a signal reached any process of the job. Under DDP every process must call
+        this at the same points: one small all-reduce (MAX) over a CPU (gloo) group, so that
+        the check never waits for the GPU."""
+        flag = torch.tensor([int(self.requested)])
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return bool(flag)
+        if self._group is None:  # created on first use, by every process at the same point
+            gloo = torch.distributed.get_backend() == "gloo"
+            self._group = torch.distributed.group.WORLD if gloo else \
+                torch.distributed.new_group(backend="gloo")
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
+        return bool(flag)
 
     def __enter__(self) -> StopRequest:
         return self.install()

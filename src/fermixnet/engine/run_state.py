@@ -20,6 +20,11 @@ class RunState:
 
     epoch: int = 0  # epochs completed
     global_step: int = 0
+    step: int = 0
+    """Steps done in the epoch in progress when the run stopped mid-epoch (0: at a boundary)."""
+    partial: dict[str, Any] | None = None
+    """The epoch in progress when `step > 0`: its running sums and last `lr` (`EpochProgress`),
+    `elapsed_s`, and the data's `rng` state (`TrainingData.rng_state`)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     best_val: float | None = None
@@ -78,7 +83,8 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
         scaler.load_state_dict(state["scaler"])
     return RunState(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
                     history=list(state["history"]), best_epoch=state.get("best_epoch"),
-                    best_val=state.get("best_val"))
+                    best_val=state.get("best_val"), step=int(state.get("step", 0)),
+                    partial=state.get("partial"))
 
 
 def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: RunState,
@@ -86,7 +92,8 @@ def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: 
     """Write the checkpoint folders `names` (`best` before `last`) atomically."""
     train_state = {
         "epoch": st.epoch, "global_step": st.global_step, "history": st.history,
-        "best_epoch": st.best_epoch, "best_val": st.best_val,
+        "best_epoch": st.best_epoch, "best_val": st.best_val, "step": st.step,
+        "partial": st.partial,
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
     }

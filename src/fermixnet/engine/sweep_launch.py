@@ -140,7 +140,10 @@ class RunTask:
             runner(cfg, out, resume=status == "partial")
         except BaseException as err:
             if main and not _requeued(out):  # submitit's requeue exits through here
-                state = "failed" if isinstance(err, Exception) else "stopped"
+                from fermixnet.engine.preemption import TrainingStopped
+
+                failed = isinstance(err, Exception) and not isinstance(err, TrainingStopped)
+                state = "failed" if failed else "stopped"
                 write_json(out / TASK_FILE, {**record, "state": state,
                                              "error": f"{type(err).__name__}: {err}"})
             raise

@@ -8,7 +8,9 @@ reseeds them all in `set_epoch`. The trainer asks it for batches; it knows nothi
 caches or generators.
 
 Each epoch's streams are seeded from `(train.seed, epoch)` alone, so `resume` after a kill
-reproduces the uninterrupted run:
+reproduces the uninterrupted run. A checkpoint written mid-epoch (preemption) also keeps
+`rng_state()`, and the resumed epoch asks for `train_batches(start_step=k)`: the first k batches'
+indices (and on-device augmentation parameters) are drawn again but no image is decoded.
 
 ======  ==============================================================================
 stream  what it drives
@@ -25,9 +27,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+)
 
 from fermixnet.config import Config
 from fermixnet.engine.datasets import TestSet, TrainSets, build_test_sets, build_train_data
@@ -58,6 +68,24 @@ class _Capped(Sized, Iterable[Batch]):
         return itertools.islice(self.loader, self.steps)
 
 
+class _SkipFirst(Sampler[list[int]]):
+    """A batch sampler whose next pass leaves out its first `start` batches (drawn, not used)."""
+
+    def __init__(self, batches: BatchSampler) -> None:
+        self.batches, self.start = batches, 0
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # A generator, so nothing is drawn before the first batch is asked for: the DataLoader
+        # draws its workers' base seed from the same generator first, as without skipping.
+        it = iter(self.batches)
+        for _ in itertools.islice(it, self.start):
+            pass
+        yield from it
+
+
 class TrainingData:
     """The data sets, loaders, sampler and per-epoch random state of one training run.
 
@@ -82,6 +110,7 @@ class TrainingData:
         """Random stream of the training step's batch mixing (p_mix draws, FERMix parameters)."""
         self._sampler: Sampler | None = None
         self._generator = torch.Generator()
+        self._skip: _SkipFirst | Any = None  # has `.start`: batches the next pass leaves out
         self._loader: Iterable[Batch] = (self._device_loader() if cfg.data.on_device
                                          else self._worker_loader())
         cap = cfg.train.max_steps_per_epoch
@@ -104,9 +133,33 @@ class TrainingData:
         elif self._sampler is not None:  # class-balanced draws, also seeded per epoch
             self._sampler.generator.manual_seed(epoch_seed(seed, epoch, 3))
 
-    def train_batches(self) -> _Capped:
-        """This epoch's training batches (`steps_per_epoch` of them; `len()` works)."""
-        return _Capped(self._loader, self.steps_per_epoch)
+    def train_batches(self, start_step: int = 0) -> _Capped:
+        """This epoch's training batches (`steps_per_epoch` of them; `len()` works), from batch
+        `start_step` on (a mid-epoch resume; the skipped batches' images are not decoded).
+
+        With `data.workers > 0` a resumed epoch has the same batches but other per-sample
+        augmentation draws (each worker's generator advances with the batches it decodes).
+        """
+        if not 0 <= start_step <= self.steps_per_epoch:
+            raise ValueError(f"start_step={start_step} is outside the epoch's "
+                             f"{self.steps_per_epoch} steps")
+        self._skip.start = start_step
+        return _Capped(self._loader, self.steps_per_epoch - start_step)
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """What a mid-epoch checkpoint keeps of the random streams that skipping batches cannot
+        redraw: `mix_generator`, torch's global generator (stream 0) and this CUDA device's."""
+        state = {"mix": self.mix_generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Put back `rng_state()` (after `set_epoch`, before the epoch's first batch)."""
+        self.mix_generator.set_state(state["mix"])
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def eval_loader(self, dataset: Dataset) -> DataLoader:
         """This process's shard of `dataset` in `eval.batch_size` batches, yielding indices too."""
@@ -137,8 +190,11 @@ class TrainingData:
                                                shuffle=True, seed=cfg.train.seed, drop_last=True)
         per_proc = self._per_process()
         drop_last = len(train) // dist.world_size >= per_proc  # BN needs > 1 image per batch
-        return DataLoader(train, batch_size=per_proc, shuffle=self._sampler is None,
-                          sampler=self._sampler, num_workers=cfg.data.workers, drop_last=drop_last,
+        # What `DataLoader(shuffle=..., sampler=...)` builds, with a batch sampler that can skip.
+        sampler = (self._sampler if self._sampler is not None
+                   else RandomSampler(train, generator=self._generator))
+        self._skip = _SkipFirst(BatchSampler(sampler, per_proc, drop_last))
+        return DataLoader(train, batch_sampler=self._skip, num_workers=cfg.data.workers,
                           generator=self._generator, pin_memory=self.device.type == "cuda")
 
     def _device_loader(self) -> Iterable[Batch]:
@@ -154,7 +210,7 @@ class TrainingData:
             augment=a.preset == "flip_crop", seed=cfg.train.seed,
             padding_mode=a.crop_padding_mode, rank=self.dist.rank,
             world_size=self.dist.world_size)
-        self._generator = loader.generator
+        self._generator, self._skip = loader.generator, loader
         return loader
 
 

@@ -7,15 +7,22 @@ Run folder layout (rank 0 writes; see docs/training.md):
 
 Each epoch is seeded from `(train.seed, epoch)` alone (data order, augmentation, p_mix draws,
 mixing; `TrainingData.set_epoch`), so `resume` after a kill reproduces the uninterrupted run.
+
+SIGTERM or SIGUSR1 (and SIGUSR2 in a submitit task) stops training at the next step boundary
+(`fermixnet.engine.preemption`): `checkpoints/last` is written mid-epoch with the epoch's progress
+and random state, so `resume` continues to the weights and metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -25,13 +32,21 @@ from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine import run_state
 from fermixnet.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from fermixnet.engine.evaluate import EvalResult, evaluate
-from fermixnet.engine.loop import EpochContext, StepInfo, TrainingDivergedError, train_one_epoch
+from fermixnet.engine.loop import (
+    EpochContext,
+    EpochProgress,
+    EpochStopped,
+    StepInfo,
+    TrainingDivergedError,
+    train_one_epoch,
+)
 from fermixnet.engine.optim import build_optimizer, build_scheduler
+from fermixnet.engine.preemption import StopRequest, TrainingStopped, stop_signals
 from fermixnet.engine.run_log import RunLogger, write_json
 from fermixnet.engine.run_state import RunState
 from fermixnet.engine.train_data import TrainingData
 
-__all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "fit"]
+__all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "TrainingStopped", "fit"]
 
 PreviewHook = Callable[[torch.Tensor, Config, Path], None]
 """`(images (N, 3, H, W) uint8, config, run folder)`: what `fit` shows before training."""
@@ -78,15 +93,18 @@ class Runtime:
     scaler: torch.amp.GradScaler | None
     """fp16 loss scaling (None otherwise); saved in checkpoints."""
     channels_last: bool
+    stop: StopRequest
+    """Set by the scheduler's signals; training checks it at each step boundary."""
 
     @classmethod
-    def create(cls, cfg: Config, out_dir: Path, dist: DistInfo, device: torch.device) -> Runtime:
+    def create(cls, cfg: Config, out_dir: Path, dist: DistInfo, device: torch.device,
+               stop: StopRequest) -> Runtime:
         """Resolve `train.amp` and `train.channels_last` for `device`."""
         amp_dtype, use_scaler = _precision(cfg, device)
         channels_last = cfg.train.channels_last == "on" or (
             cfg.train.channels_last == "auto" and device.type == "cuda")
         scaler = torch.amp.GradScaler(device.type) if use_scaler else None
-        return cls(cfg, out_dir, dist, device, amp_dtype, scaler, channels_last)
+        return cls(cfg, out_dir, dist, device, amp_dtype, scaler, channels_last, stop)
 
     @property
     def ckpt_root(self) -> Path:
@@ -137,6 +155,9 @@ def fit(
         FileNotFoundError: a data root or the checkpoint to resume is missing.
         TrainingDivergedError: the loss or a tensor to checkpoint became NaN/inf;
             `checkpoints/last` and `best` are the last good ones.
+        TrainingStopped: SIGTERM/SIGUSR1 (SIGUSR2 under submitit, after its requeue handler
+            ran) stopped training at a step boundary; `checkpoints/last` resumes it. Signals
+            are caught only when `fit` runs in the main thread.
     """
     cfg.check_inputs()  # fail in milliseconds, before any cache is built
     out_dir = Path(out_dir)
@@ -144,8 +165,18 @@ def fit(
         torch.set_num_threads(cfg.train.cpu_threads)
     dist, device = init_distributed(cfg.train.device)
     owns_group = dist.enabled
+    stop = StopRequest(stop_signals())
+    in_main = threading.current_thread() is threading.main_thread()
     try:
-        return _fit(Runtime.create(cfg, out_dir, dist, device), resume, hook, preview)
+        with stop if in_main else contextlib.nullcontext():
+            try:
+                return _fit(Runtime.create(cfg, out_dir, dist, device, stop), resume, hook,
+                            preview)
+            except TrainingStopped as err:
+                if dist.is_main:
+                    print(f"fermixnet: {err}", file=sys.stderr, flush=True)
+                stop.forward()  # the signal's previous handler, e.g. submitit's requeue
+                raise
     finally:
         if owns_group:
             shutdown_distributed()
@@ -244,26 +275,76 @@ def _epoch_context(rt: Runtime, run: Training, data: TrainingData, logger: RunLo
 
 def _train_epochs(rt: Runtime, run: Training, data: TrainingData, logger: RunLogger,
                   hook: Callable[[StepInfo], None] | None) -> None:
-    """Epochs from where the run stands to `train.epochs`: train, validate, checkpoint."""
+    """Epochs from where the run stands to `train.epochs`: train, validate, checkpoint; stop
+    at a step boundary when a stop signal came."""
     model = run.model
     if rt.dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     ctx = _epoch_context(rt, run, data, logger, hook)
-    for epoch in range(run.state.epoch, rt.cfg.train.epochs):
+    ctx.stop = rt.stop.agreed
+    st = run.state
+    for epoch in range(st.epoch, rt.cfg.train.epochs):
         t0 = time.perf_counter()
         data.set_epoch(epoch)
-        stats = train_one_epoch(model, data.train_batches(), ctx, epoch, run.state.global_step)
-        row = {"epoch": epoch + 1, "global_step": run.state.global_step + stats.pop("steps"),
+        start, earlier_s = _resumed_epoch(rt, st, data)
+        first = st.global_step - start.step  # steps before this epoch
+        try:
+            stats = train_one_epoch(model, data.train_batches(start.step), ctx, epoch, first,
+                                    start)
+        except EpochStopped as stopped:
+            _stop_mid_epoch(rt, run, data, stopped.progress,
+                            earlier_s + time.perf_counter() - t0)
+        row = {"epoch": epoch + 1, "global_step": first + stats.pop("steps"),
                "lr": stats.pop("lr"), **stats, **_validate(rt, run.model, data)}
-        row["time_s"] = time.perf_counter() - t0
+        row["time_s"] = earlier_s + time.perf_counter() - t0
         _end_epoch(rt, run, row, logger)
+        if rt.stop.agreed():  # came during validation or checkpointing: `last` is this epoch
+            _stopped(rt, st)
+
+
+def _resumed_epoch(rt: Runtime, st: RunState, data: TrainingData) -> tuple[EpochProgress, float]:
+    """The progress and seconds already spent of the epoch that a mid-epoch checkpoint stopped
+    in, with the data's random state put back (a fresh epoch otherwise). Every process draws
+    the same amount from identically seeded streams, so rank 0's saved state is every rank's."""
+    if not st.step or st.partial is None:
+        return EpochProgress(), 0.0
+    part = st.partial
+    data.set_rng_state(part["rng"])
+    sums = list(part["sums"]) if rt.dist.is_main else [0.0] * 4  # rank 0 saved the job's sums
+    return EpochProgress(st.step, sums, part["lr"]), float(part["elapsed_s"])
+
+
+def _stop_mid_epoch(rt: Runtime, run: Training, data: TrainingData, progress: EpochProgress,
+                    elapsed_s: float) -> NoReturn:
+    """Write `last` at this step boundary (not `best`, not the history) and raise
+    `TrainingStopped`."""
+    st = run.state
+    st.global_step += progress.step - st.step
+    st.step = progress.step
+    st.partial = {"sums": progress.sums, "lr": progress.lr, "elapsed_s": elapsed_s,
+                  "rng": data.rng_state()}
+    if rt.dist.is_main:
+        run_state.save(rt.ckpt_root, ["last"], run.model, run.optimizer, run.scheduler, rt.scaler,
+                       st, rt.cfg)
+    _stopped(rt, st)
+
+
+def _stopped(rt: Runtime, st: RunState) -> NoReturn:
+    """`metrics.json` says `stopped` (job scripts requeue on it), then every process raises
+    `TrainingStopped` together."""
+    if rt.dist.is_main:
+        write_json(rt.out_dir / "metrics.json",
+                   {**run_state.summary(st, rt.cfg, "stopped"), "history": st.history})
+    barrier()  # the checkpoint and the status are on disk before any process exits
+    raise TrainingStopped(rt.stop.received, st.epoch, st.step, str(rt.ckpt_root / "last"))
 
 
 def _end_epoch(rt: Runtime, run: Training, row: dict[str, Any], logger: RunLogger) -> None:
     """Record the epoch, keep the best-by-validation epoch, write `best`/`last` checkpoints."""
     cfg, st = rt.cfg, run.state
     st.epoch, st.global_step = row["epoch"], row["global_step"]
+    st.step, st.partial = 0, None
     st.history.append(row)
     value = row.get(f"val_{cfg.eval.select}")
     improved = value is not None and (st.best_val is None or value > st.best_val)
