@@ -195,7 +195,7 @@ def test_transform_presets_keep_uint8_and_size(preset):
 
 def test_precision_choice_per_device():
     from fermixnet.config import load_config
-    from fermixnet.engine.trainer import _precision
+    from fermixnet.engine.runtime import _precision
 
     cpu = torch.device("cpu")
     assert _precision(load_config(None), cpu) == (None, False)  # auto: off on CPU

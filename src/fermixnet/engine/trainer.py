@@ -30,7 +30,7 @@ from fermixnet.config import Config
 from fermixnet.data.cache import skip_records
 from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine import run_state
-from fermixnet.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from fermixnet.engine.distributed import barrier, init_distributed, shutdown_distributed
 from fermixnet.engine.evaluate import EvalResult, evaluate
 from fermixnet.engine.loop import (
     EpochContext,
@@ -44,6 +44,7 @@ from fermixnet.engine.optim import build_optimizer, build_scheduler
 from fermixnet.engine.preemption import StopRequest, TrainingStopped, stop_signals
 from fermixnet.engine.run_log import RunLogger, write_json
 from fermixnet.engine.run_state import RunState
+from fermixnet.engine.runtime import Runtime
 from fermixnet.engine.train_data import TrainingData
 
 __all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "TrainingStopped", "fit"]
@@ -64,56 +65,6 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, dict[str, EvalResult]] = field(default_factory=dict)
     """test set -> {"last": result with the last weights, "best": with the best-by-validation}."""
-
-
-def _precision(cfg: Config, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use GradScaler) for `train.amp` on this device."""
-    amp = cfg.train.amp
-    if amp == "auto":
-        if device.type != "cuda":
-            return None, False
-        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ValueError(f"train.amp=fp16 needs CUDA, the device is {device} "
-                             "(use --set train.amp=bf16 or off)")
-        return torch.float16, True
-    return (torch.bfloat16, False) if amp == "bf16" else (None, False)
-
-
-@dataclass
-class Runtime:
-    """Where and how this process trains; fixed for the whole run."""
-
-    cfg: Config
-    out_dir: Path
-    dist: DistInfo
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler | None
-    """fp16 loss scaling (None otherwise); saved in checkpoints."""
-    channels_last: bool
-    stop: StopRequest
-    """Set by the scheduler's signals; training checks it at each step boundary."""
-
-    @classmethod
-    def create(cls, cfg: Config, out_dir: Path, dist: DistInfo, device: torch.device,
-               stop: StopRequest) -> Runtime:
-        """Resolve `train.amp` and `train.channels_last` for `device`."""
-        amp_dtype, use_scaler = _precision(cfg, device)
-        channels_last = cfg.train.channels_last == "on" or (
-            cfg.train.channels_last == "auto" and device.type == "cuda")
-        scaler = torch.amp.GradScaler(device.type) if use_scaler else None
-        return cls(cfg, out_dir, dist, device, amp_dtype, scaler, channels_last, stop)
-
-    @property
-    def ckpt_root(self) -> Path:
-        return self.out_dir / "checkpoints"
-
-    def eval_kwargs(self) -> dict[str, Any]:
-        return dict(device=self.device, classes=self.cfg.classes, mean=self.cfg.data.mean,
-                    std=self.cfg.data.std, channels_last=self.channels_last,
-                    amp_dtype=self.amp_dtype)
 
 
 @dataclass
