@@ -165,3 +165,29 @@ def make_manifest() -> Callable[..., Path]:
 def tiny_config() -> Callable[..., Path]:
     """`tiny_config(tmp, root, epochs=3)`: writes `tmp/tiny.yaml` training on `root`."""
     return _write_tiny_config
+
+
+# --- generated fer2013.csv --------------------------------------------------------------------
+
+FER2013_HEADER = "emotion,pixels,Usage"
+
+
+def _write_fer2013_csv(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """`root/fer2013.csv` with the release's header: `counts` rows per Usage (Training,
+    PublicTest, PrivateTest), emotion codes 0..6 in turn, random 48x48 grayscale pixels."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [FER2013_HEADER]
+    for usage, n in counts.items():
+        for i in range(n):
+            pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+            lines.append(f"{i % 7},{pixels},{usage}")
+    path = root / "fer2013.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_fer2013_csv() -> Callable[..., Path]:
+    """`make_fer2013_csv(root, {"Training": 21, "PublicTest": 7, "PrivateTest": 7})`."""
+    return _write_fer2013_csv
