@@ -256,7 +256,7 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
     speeds = {}
     images = first_batch(s.data[0], configs[0].model.input_size, configs[0].train.batch_size)
     for i in sorted({i for _, i in pending}):
-        speeds[i] = measure_speed(configs[i], images, steps=1 if s.quick else 2)
+        speeds[i] = measure_speed(configs[i], images, steps=1 if s.quick else 3)
     costs = [run_cost(f"{MODELS[i][0]}, seed {seed}", configs[i], plan.counts,
                       _epochs_done(_run_dir(s, seed, i)), speeds[i]) for seed, i in pending]
     device = resolve_device(configs[0].train.device)

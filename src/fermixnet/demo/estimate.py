@@ -1,15 +1,17 @@
 """How long `fermixnet compare` will take, said before it starts: images x epochs at a speed
 measured on the data's first images with the run's own model, recipe, device and precision.
 
-A few optimisation steps of each model are timed on one batch (after one warm-up step): without
-a mixed batch and, for a recipe that mixes, with one, weighted by `mix.p_mix` (Sec. 3.2.2: a
-co-training step forwards the main and the mixed batch). One evaluation forward gives the speed of
-validation (every epoch) and of the test sets (once with the last, once with the best weights).
+A few optimisation steps of each model are timed on one batch (the median of three, after one
+warm-up step): without a mixed batch and, for a recipe that mixes, with one, weighted by
+`mix.p_mix` (Sec. 3.2.2: a co-training step forwards the main and the mixed batch). Evaluation
+forwards give the speed of validation (every epoch) and of the test sets (once with the last, once
+with the best weights). On a machine shared with other jobs the estimate is as steady as the load.
 Decoding the images into the cache (once per data set and size) is not counted.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,21 +51,24 @@ class RunCost:
 
 
 def _timed(fn, steps: int, device: torch.device) -> float:
-    """Seconds per call of `fn` over `steps` calls, after one warm-up call."""
+    """Median seconds per call of `fn` over `steps` calls, after one warm-up call (the median
+    shrugs off a burst of other work on a shared machine)."""
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
     fn()
     sync()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         fn()
-    sync()
-    return (time.perf_counter() - t0) / steps
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
-def measure_speed(cfg: Config, images: torch.Tensor, steps: int = 2) -> Speed:
+def measure_speed(cfg: Config, images: torch.Tensor, steps: int = 3) -> Speed:
     """Time training steps and one evaluation forward of `cfg`'s model on `images`.
 
     Args:
