@@ -120,3 +120,21 @@ def test_quick_compare_on_fer2013_end_to_end(tmp_path, capsys, make_fer2013_csv)
     assert "train: FERMixNet, seed 0 -> " in printed and "resuming" in printed
     assert "estimate: 1 run(s) to train (1 finished run(s) reused)" in printed
     assert json.loads((report / "summary.json").read_text())["rows"] == summary["rows"]
+
+
+def test_a_folder_without_val_split_selects_on_a_share_of_train(tmp_path):
+    from PIL import Image
+
+    from fermixnet.demo.compare import plan_data
+
+    for split, n in (("train", 2), ("test", 1)):
+        for cls in ("happy", "sad"):
+            (tmp_path / "faces" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8)).save(tmp_path / "faces" / split / cls / f"{i}.png")
+    lines: list[str] = []
+    s = CompareSettings(data=[f"folder:{tmp_path / 'faces'}"], out=tmp_path / "out")
+    plan = plan_data(s, lines.append)
+    assert plan.val == [] and plan.counts == (4, 0, 2 * (1 + len(OCCLUSION_TYPES)))
+    assert plan.test == [f"manifest:{tmp_path / 'out' / 'data' / 'faces_occluded'}"]
+    assert any("has no val split" in line for line in lines)

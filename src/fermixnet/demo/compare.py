@@ -176,10 +176,16 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
         n_train += len(create_dataset(name, root, "train", **options))
         n_test += len(create_dataset(name, root, "test", **options))
         try:
-            n_val += len(create_dataset(name, root, "val", **options))
+            n = len(create_dataset(name, root, "val", **options))
         except (ValueError, FileNotFoundError) as err:
-            log(f"data: {spec} has no val split ({err})")
+            n, why = 0, str(err)
+        else:
+            why = "it is empty"
+        if n == 0:
+            log(f"data: {spec} has no val split ({why}); the runs select on a share of the "
+                "training images (data.val_fraction)")
             has_val = False
+        n_val += n
     if not has_val:
         n_val = 0
     folders = [s.out / "data" / f"{label}_occluded" for label in eval_set_names(s.data)]
