@@ -191,4 +191,3 @@ def make_manifest() -> Callable[..., Path]:
 def tiny_config() -> Callable[..., Path]:
     """`tiny_config(tmp, root, epochs=3)`: writes `tmp/tiny.yaml` training on `root`."""
     return _write_tiny_config
-
