@@ -36,6 +36,32 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+# --- generated fer2013.csv --------------------------------------------------------------------
+
+FER2013_HEADER = "emotion,pixels,Usage"
+
+
+def _write_fer2013_csv(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """`root/fer2013.csv` with the release's header: `counts` rows per Usage (Training,
+    PublicTest, PrivateTest), emotion codes 0..6 in turn, random 48x48 grayscale pixels."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [FER2013_HEADER]
+    for usage, n in counts.items():
+        for i in range(n):
+            pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+            lines.append(f"{i % 7},{pixels},{usage}")
+    path = root / "fer2013.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_fer2013_csv() -> Callable[..., Path]:
+    """`make_fer2013_csv(root, {"Training": 21, "PublicTest": 7, "PrivateTest": 7})`."""
+    return _write_fer2013_csv
+
+
 # --- tiny models and checkpoints --------------------------------------------------------------
 
 TINY_ARCH = "tiny-inference-test"

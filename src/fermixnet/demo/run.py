@@ -1,9 +1,10 @@
 """The main job on the embedded data: `fermixnet demo`.
 
-Draws the synthetic FACS data set, makes an occluded copy of its test split (one copy per
-occlusion type, the same faces each time), trains a plain ResNet-18 and FERMixNet with the same
-data, seed, schedule and epochs (Table 1's first and last rows), evaluates both on the clean and the
-occluded faces (Table 2's structure), writes the report and prints the comparison.
+Draws the synthetic FACS data set, then runs `fermixnet compare` on it (`fermixnet.demo.compare`):
+an occluded copy of its test split (one copy per occlusion type, the same faces each time), a plain
+ResNet-18 and FERMixNet trained with the same data, seed, schedule and epochs (Table 1's first and
+last rows), both evaluated on the clean and the occluded faces (Table 2's structure); writes the
+report with the demo's targets and prints the comparison.
 
 Everything is measured on synthetic data on the machine it runs on; nothing here is a paper number.
 """
@@ -19,20 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fermixnet.demo.compare import CompareSettings, run_comparison
 from fermixnet.demo.summary import (
     DemoRow,
     format_summary,
     format_table,
     plot_demo,
-    row_from_eval,
     spread_rows,
     target_checks,
 )
 from fermixnet.fileio import atomic_write
 from fermixnet.framing import Framing
-
-RECIPES = Path(__file__).parent / "recipes"
-MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
 
 
 @dataclass
@@ -86,41 +84,33 @@ class DemoResult:
     checkpoint: Path
 
 
-def make_data(s: DemoSettings, log: Callable[[str], None]) -> tuple[Path, Path]:
-    """Draw the synthetic set and its occluded test copy, unless they are already there."""
+def make_data(s: DemoSettings, log: Callable[[str], None]) -> Path:
+    """Draw the synthetic set, unless it is already there; returns its folder."""
     from fermixnet.synth.generate import generate_synthetic
-    from fermixnet.synth.occlude import occlude_dataset
 
-    clean, occluded = s.out / "data" / "synthetic", s.out / "data" / "synthetic_occluded"
-    stamp = {"seed": s.data_seed, "size": s.size, "train": s.train, "val": s.val, "test": s.test}
+    clean = s.out / "data" / "synthetic"
     stamp_file = s.out / "data" / "settings.json"
-    if stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
-        log(f"data: reusing {clean} and {occluded}")
-        return clean, occluded
+    if stamp_file.exists() and json.loads(stamp_file.read_text()) == data_stamp(s):
+        log(f"data: reusing {clean}")
+        return clean
     log(f"data: drawing {s.train}/{s.val}/{s.test} synthetic faces at {s.size} px into {clean}")
     generate_synthetic(clean, seed=s.data_seed, size=s.size,
                        counts={"train": s.train, "val": s.val, "test": s.test}, workers=2)
-    log(f"data: occluding the test split (each face once per occlusion type) into {occluded}")
-    occlude_dataset(f"manifest:{clean}", occluded, seed=s.data_seed + 1, splits=("test",))
-    stamp_file.write_text(json.dumps(stamp))
-    return clean, occluded
+    atomic_write(stamp_file, json.dumps(data_stamp(s)))
+    return clean
 
 
-def recipe(model: str, s: DemoSettings, seed: int, clean: Path, occluded: Path):
-    """The demo recipe of `model` with this run's data, seed and size filled in."""
-    from fermixnet.config import load_config
+def data_stamp(s: DemoSettings) -> dict[str, int]:
+    """What the synthetic set is drawn from: a set drawn otherwise is never reused."""
+    return {"seed": s.data_seed, "size": s.size, "train": s.train, "val": s.val, "test": s.test}
 
-    overrides = [
-        f"data.train=[manifest:{clean}]",
-        f"data.val=[manifest:{clean}]",
-        f"data.test=[manifest:{occluded}]",
-        f"data.cache_dir={s.out / 'cache'}",
-        f"model.input_size={s.size}",
-        f"train.seed={seed}",
-    ]
-    if s.epochs is not None:
-        overrides.append(f"train.epochs={s.epochs}")
-    return load_config(RECIPES / f"{model}.yaml", [*overrides, *s.overrides])
+
+def compare_settings(s: DemoSettings, clean: Path) -> CompareSettings:
+    """The demo as `fermixnet compare` on the synthetic set: the demo's recipe pair, the
+    occluders seeded with `data_seed + 1`."""
+    return CompareSettings(data=[f"manifest:{clean}"], out=s.out, seeds=s.seeds, size=s.size,
+                           epochs=s.epochs, overrides=s.overrides,
+                           occlusion_seed=s.data_seed + 1, stamp=data_stamp(s))
 
 
 def synthetic_template(manifest: Path) -> list[list[float]]:
@@ -150,34 +140,19 @@ def _store_template(run_dir: Path, template: list[list[float]]) -> None:
 
 def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo; returns the table rows, timings and where the report is."""
-    from fermixnet.engine import fit
     from fermixnet.report import write_report
-    from fermixnet.report.plots import mix_samples_preview
 
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    clean, occluded = make_data(s, log)
+    clean = make_data(s, log)
     template = synthetic_template(clean / "manifest.csv")
-    timings["data"] = time.perf_counter() - t0
-    rows: list[DemoRow] = []
-    runs: list[Path] = []
-    for seed in s.seeds:
-        for label, model in MODELS:
-            run_dir = s.out / "runs" / f"seed{seed}" / model
-            log(f"train: {label}, seed {seed} -> {run_dir}")
-            t = time.perf_counter()
-            cfg = recipe(model, s, seed, clean, occluded)
-            result = fit(cfg, run_dir, resume=(run_dir / "checkpoints").exists(),
-                         preview=mix_samples_preview)
-            timings[f"train {label} seed {seed}"] = time.perf_counter() - t
-            _store_template(run_dir, template)
-            (test,) = result.test.values()  # the occluded copy holds the clean images too
-            rows.append(row_from_eval(label, seed, test["best"]))
-            runs.append(run_dir)
+    synth = time.perf_counter() - t0
+    cmp = run_comparison(compare_settings(s, clean), log,
+                         after_fit=lambda run_dir: _store_template(run_dir, template))
+    (rows,) = cmp.rows.values()  # the occluded copy holds the clean images too
+    timings = {"data": synth + cmp.timings.pop("occlude"), **cmp.timings}
     t = time.perf_counter()
     report_dir = s.out / "report"
-    names = [f"{label} (seed {seed})" for seed in s.seeds for label, _ in MODELS]
-    report = write_report(runs, report_dir, names=names)
+    report = write_report(cmp.runs, report_dir, names=cmp.names)
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     checkpoint = s.out / "runs" / f"seed{s.seeds[0]}" / "fermixnet" / "checkpoints" / "best"
@@ -191,4 +166,5 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
     return DemoResult(rows=rows, timings=timings, report=report, checkpoint=checkpoint)
 
 
-__all__ = ["DemoResult", "DemoSettings", "format_table", "make_data", "recipe", "run_demo"]
+__all__ = ["DemoResult", "DemoSettings", "compare_settings", "format_table", "make_data",
+           "run_demo", "synthetic_template"]
