@@ -80,7 +80,8 @@ def measure_speed(cfg: Config, images: torch.Tensor, steps: int = 3) -> Speed:
     from fermixnet.engine.distributed import DistInfo, resolve_device
     from fermixnet.engine.loop import EpochContext, StepBatch, optimize_step
     from fermixnet.engine.optim import build_optimizer
-    from fermixnet.engine.trainer import Runtime
+    from fermixnet.engine.preemption import StopRequest
+    from fermixnet.engine.runtime import Runtime
     from fermixnet.losses import CoTrainingLoss
     from fermixnet.models import create_model
     from fermixnet.models.contract import to_model_input
@@ -88,7 +89,7 @@ def measure_speed(cfg: Config, images: torch.Tensor, steps: int = 3) -> Speed:
     if cfg.train.cpu_threads is not None:
         torch.set_num_threads(cfg.train.cpu_threads)
     device = resolve_device(cfg.train.device)
-    rt = Runtime.create(cfg, Path("."), DistInfo(), device)
+    rt = Runtime.create(cfg, Path("."), DistInfo(), device, StopRequest())  # never installed
     model = create_model(cfg.model.name, num_classes=cfg.model.num_classes,
                          mid_branch=cfg.model.mid_branch).to(device)
     if rt.channels_last:
