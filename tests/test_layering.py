@@ -45,11 +45,13 @@ def imports(path: Path, src: Path = SRC) -> list[tuple[str, int, bool]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     lazy: set[int] = set()
     for node in ast.walk(tree):
-        deferred = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or (
-            isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        )
-        if deferred:
-            lazy.update(id(n) for n in ast.walk(node) if n is not node or isinstance(node, ast.If))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            deferred = node.body
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            deferred = node.body  # the else branch runs at import time
+        else:
+            continue
+        lazy.update(id(n) for stmt in deferred for n in ast.walk(stmt))
     here = module_name(path, src).split(".")
     package = here if path.name == "__init__.py" else here[:-1]
     out = []
@@ -117,9 +119,9 @@ def test_lower_layers_never_import_upper_ones():
     assert upward_imports(sources()) == []
 
 
-def import_cycles(files: list[Path]) -> list[list[str]]:
+def import_cycles(files: list[Path], src: Path = SRC) -> list[list[str]]:
     """Cycles of the import-time graph (module -> the fermixnet modules it imports on load)."""
-    graph = {module_name(p): {t for t, _, eager in imports(p) if eager} for p in files}
+    graph = {module_name(p, src): {t for t, _, eager in imports(p, src) if eager} for p in files}
     cycles, state = [], {}
 
     def visit(node: str, stack: list[str]) -> None:
@@ -161,3 +163,22 @@ def test_an_upward_import_is_found(tmp_path, source, expected):
     fake.write_text(source)
     found = upward_imports([fake], tmp_path)
     assert [f.split(": ", 1)[1] for f in found] == expected
+
+
+@pytest.mark.parametrize(
+    "framing_source, cycle",
+    [
+        ("import fermixnet.progress\n", True),
+        ("def f():\n    import fermixnet.progress\n", False),
+        ("if TYPE_CHECKING:\n    import fermixnet.progress\n", False),
+        ("if TYPE_CHECKING:\n    pass\nelse:\n    import fermixnet.progress\n", True),
+    ],
+)
+def test_an_import_cycle_is_found(tmp_path, framing_source, cycle):
+    """The checker itself: only imports that run when the module loads can close a cycle."""
+    package = tmp_path / "fermixnet"
+    package.mkdir()
+    (package / "progress.py").write_text("from fermixnet import framing\n")
+    (package / "framing.py").write_text(framing_source)
+    found = import_cycles(sorted(package.glob("*.py")), tmp_path)
+    assert bool(found) == cycle, found
