@@ -232,7 +232,7 @@ class Predictor:
             return []
         probs = self.classify(np.stack(sized))
         return [
-            self._face_result(
+            self.face_result(
                 Face((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), None, 1.0), p, 1.0
             )
             for c, p in zip(crops, probs, strict=True)
@@ -265,7 +265,7 @@ class Predictor:
             h, w = img.shape[:2]
             res = ImageResult(source, round(w * scale), round(h * scale))
             for face in faces:
-                res.faces.append(self._face_result(face, probs[k], scale))
+                res.faces.append(self.face_result(face, probs[k], scale))
                 k += 1
             results.append(res)
         return results
@@ -302,7 +302,18 @@ class Predictor:
         image, scale = shrink(_as_rgb(np.asarray(item)), self.max_side)
         return "<array>", image, scale
 
-    def _face_result(self, face: Face, probs: np.ndarray, scale: float) -> FaceResult:
+    def face_result(self, face: Face, probs: np.ndarray, scale: float) -> FaceResult:
+        """One face's result in `predict`'s schema.
+
+        Args:
+            face: the detection, in the pixels of the (possibly shrunk) image it was found in.
+            probs: the class probabilities of that face, (K,), in `self.classes` order.
+            scale: the factor from those pixels to the original image's (as `shrink` returns).
+
+        Returns:
+            The box and landmarks in original pixels, the probabilities by class name, the top
+            class and its probability.
+        """
         top = int(np.argmax(probs))
         lms = (
             None

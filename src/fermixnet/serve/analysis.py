@@ -180,7 +180,7 @@ def analyse(
     face_dicts = []
     for i, face in enumerate(faces):
         # The Predictor's own result builder: boxes in original pixels, predict's schema.
-        d = pred._face_result(face, probs[0][i], scale).to_dict()
+        d = pred.face_result(face, probs[0][i], scale).to_dict()
         face_dicts.append({**d, "heads": _heads(served, probs, i)})
     out: dict[str, object] = {"results": [{**result.to_dict(), "faces": face_dicts}]}
     if occluder is not None:

@@ -1,9 +1,8 @@
 """Renderer of the synthetic faces: PIL drawing on a supersampled canvas, then numpy touch-up.
 
-Geometry lives in *face coordinates*: origin between the eyes' level and the nose, x to the
-image-right, y down, one unit = half the face width of an average face. A `_Frame` maps them to
-canvas pixels with the face's pose (rotation, scale, shift), so every part rotates together.
-Expression changes are written as offsets proportional to AU intensities (see `synth_faces`).
+Geometry lives in *face coordinates*, mapped to canvas pixels with the face's pose by
+`fermixnet.synth.canvas.Frame`. Expression changes are written as offsets proportional to AU
+intensities (see `fermixnet.synth.faces`).
 """
 
 from __future__ import annotations
@@ -13,63 +12,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from fermixnet.synth.canvas import Frame, ellipse, mix, quad, shade
 from fermixnet.synth.faces import AU_INDEX, HAIR_STYLES, Face
-
-Colour = tuple[int, int, int]
-
-
-def _shade(rgb: Colour, factor: float) -> Colour:
-    """`rgb` darkened (factor < 1) or lightened (factor > 1)."""
-    return tuple(int(min(255, max(0, c * factor))) for c in rgb)
-
-
-def _mix(a: Colour, b: Colour, t: float) -> Colour:
-    return tuple(int(x * (1 - t) + y * t) for x, y in zip(a, b, strict=True))
-
-
-def _ellipse(
-    cx: float,
-    cy: float,
-    rx: float,
-    ry: float,
-    t0: float = 0.0,
-    t1: float = 2 * math.pi,
-    n: int = 20,
-) -> np.ndarray:
-    t = np.linspace(t0, t1, n)
-    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
-
-
-def _quad(x: np.ndarray, x0: float, y0: float, yc: float, x1: float, y1: float) -> np.ndarray:
-    """Parabola-like curve through (x0, y0), (mid, yc), (x1, y1), sampled at `x`."""
-    t = (x - x0) / (x1 - x0)
-    return (1 - t) ** 2 * y0 + 2 * t * (1 - t) * (2 * yc - (y0 + y1) / 2) + t**2 * y1
-
-
-class _Frame:
-    """Face coordinates -> canvas pixels, with the face's pose."""
-
-    def __init__(self, draw: ImageDraw.ImageDraw, size: int, face: Face):
-        pose = face.pose
-        self.draw = draw
-        self.unit = 0.38 * size * pose["scale"]
-        self.cx = size * (0.5 + pose["dx"])
-        self.cy = size * (0.45 + pose["dy"])
-        angle = math.radians(pose["roll"])
-        self.rot = np.array(
-            [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
-        )
-
-    def map(self, pts: np.ndarray) -> np.ndarray:
-        """(N, 2) face coordinates -> (N, 2) canvas pixels."""
-        return pts @ self.rot.T * self.unit + (self.cx, self.cy)
-
-    def poly(self, pts: np.ndarray, fill: Colour) -> None:
-        self.draw.polygon([tuple(p) for p in self.map(pts)], fill=fill)
-
-    def line(self, pts: np.ndarray, fill: Colour, width: float) -> None:
-        w = max(1, round(width * self.unit))
-        self.draw.line([tuple(p) for p in self.map(pts)], fill=fill, width=w, joint="curve")
 
 
 def _background(draw: ImageDraw.ImageDraw, size: int, face: Face, rng: np.random.Generator) -> None:
@@ -94,7 +38,7 @@ def _background(draw: ImageDraw.ImageDraw, size: int, face: Face, rng: np.random
             draw.polygon([tuple(p) for p in pts], fill=colour)
 
 
-def _head(f: _Frame, face: Face) -> float:
+def _head(f: Frame, face: Face) -> float:
     """Hair behind, neck, shoulders, ears and face outline; returns the chin's y."""
     idt = face.ident
     fw, fh, jaw = idt["face_w"], idt["face_h"], idt["jaw"]
@@ -104,16 +48,16 @@ def _head(f: _Frame, face: Face) -> float:
         f.poly(
             np.concatenate(
                 [
-                    _ellipse(0, -0.1, fw * 1.3, fh * 1.15, math.pi, 2 * math.pi),
+                    ellipse(0, -0.1, fw * 1.3, fh * 1.15, math.pi, 2 * math.pi),
                     [[fw * 1.35, 1.6], [-fw * 1.35, 1.6]],
                 ]
             ),
             hair,
         )
-    f.poly(np.array([[-0.4, 0.5], [0.4, 0.5], [0.45, 2.2], [-0.45, 2.2]]), _shade(skin, 0.85))
-    f.poly(_ellipse(0, 2.5, 2.2, 0.95), idt["shirt"])
+    f.poly(np.array([[-0.4, 0.5], [0.4, 0.5], [0.45, 2.2], [-0.45, 2.2]]), shade(skin, 0.85))
+    f.poly(ellipse(0, 2.5, 2.2, 0.95), idt["shirt"])
     for sign in (-1, 1):
-        f.poly(_ellipse(sign * fw * 0.97, -0.02, 0.12, 0.22, n=12), _shade(skin, 0.92))
+        f.poly(ellipse(sign * fw * 0.97, -0.02, 0.12, 0.22, n=12), shade(skin, 0.92))
     chin = fh + 0.22 * face.au(26)
     t_up = np.linspace(math.pi, 2 * math.pi, 14)
     t_lo = np.linspace(0, math.pi, 16)
@@ -128,13 +72,13 @@ def _head(f: _Frame, face: Face) -> float:
     return chin
 
 
-def _hair_front(f: _Frame, face: Face) -> None:
+def _hair_front(f: Frame, face: Face) -> None:
     idt = face.ident
     style = HAIR_STYLES[idt["hair_style"]]
     if style == "bald":
         return
     fw, fh = idt["face_w"] * 1.06, idt["face_h"] * 1.05
-    cap = _ellipse(0, 0, fw, fh, math.pi, 2 * math.pi, n=18)
+    cap = ellipse(0, 0, fw, fh, math.pi, 2 * math.pi, n=18)
     x = np.linspace(fw, -fw, 12)
     # Hairline: where the forehead ends; a fringe comes down close to the brows.
     line_y = {"short": -0.7, "long": -0.68, "fringe": -0.55, "side": -0.62}[style]
@@ -145,7 +89,7 @@ def _hair_front(f: _Frame, face: Face) -> None:
     f.poly(np.concatenate([cap, hairline]), idt["hair"])
 
 
-def _brows(f: _Frame, face: Face) -> None:
+def _brows(f: Frame, face: Face) -> None:
     idt = face.ident
     x = np.linspace(0.0, 1.0, 7)
     for side, sign in ((0, -1), (1, 1)):
@@ -156,11 +100,11 @@ def _brows(f: _Frame, face: Face) -> None:
         ym = -0.39 - idt["brow_arch"] - 0.07 * a1 - 0.1 * a2 + 0.08 * a4
         yo = -0.33 - 0.15 * a2 + 0.04 * a4 - 0.5 * rest
         xs = xi + (xo - xi) * x
-        ys = _quad(xs, xi, yi, ym, xo, yo)
+        ys = quad(xs, xi, yi, ym, xo, yo)
         t = idt["brow_thick"] * (1.2 - 0.6 * x)
         top = np.stack([sign * xs, ys - t / 2], axis=1)
         bot = np.stack([sign * xs, ys + t / 2], axis=1)[::-1]
-        f.poly(np.concatenate([top, bot]), _shade(idt["hair"], 0.8))
+        f.poly(np.concatenate([top, bot]), shade(idt["hair"], 0.8))
 
 
 def _lid_curves(w: float, hu: float, hl: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +112,7 @@ def _lid_curves(w: float, hu: float, hl: float, x: np.ndarray) -> tuple[np.ndarr
     return -hu * s**0.8, hl * s
 
 
-def _eyes(f: _Frame, face: Face) -> None:
+def _eyes(f: Frame, face: Face) -> None:
     idt = face.ident
     skin, size = idt["skin"], idt["eye_size"]
     w = 0.15 * size
@@ -184,25 +128,25 @@ def _eyes(f: _Frame, face: Face) -> None:
             (236, 232, 226),
         )
         for radius, colour in ((0.062 * size, idt["eye_colour"]), (0.028 * size, (10, 10, 10))):
-            circle = _ellipse(0, 0.005, radius, radius, n=14)
+            circle = ellipse(0, 0.005, radius, radius, n=14)
             u, low = _lid_curves(w, hu, hl, circle[:, 0])
             circle[:, 1] = np.clip(circle[:, 1], u, low)
             f.poly(circle + np.array([ex, ey]), colour)
-        f.line(np.stack([ex + x, ey + up], 1), _shade(skin, 0.3), 0.024)
-        f.line(np.stack([ex + x, ey + lo], 1), _shade(skin, 0.7), 0.012)
-        f.line(np.stack([ex + x * 0.9, ey + up * 1.1 - 0.05], 1), _shade(skin, 0.85), 0.012)
+        f.line(np.stack([ex + x, ey + up], 1), shade(skin, 0.3), 0.024)
+        f.line(np.stack([ex + x, ey + lo], 1), shade(skin, 0.7), 0.012)
+        f.line(np.stack([ex + x * 0.9, ey + up * 1.1 - 0.05], 1), shade(skin, 0.85), 0.012)
         if a6 > 0.1:  # crow's feet and the raised lower-lid bulge
             ox = ex + sign * (w + 0.03)
             for dy in (-0.04, 0.0, 0.04):
                 f.line(
                     np.array([[ox, ey + dy], [ox + sign * 0.08, ey + 1.6 * dy]]),
-                    _shade(skin, 1 - 0.35 * a6),
+                    shade(skin, 1 - 0.35 * a6),
                     0.012,
                 )
-            f.line(np.stack([ex + x * 0.8, ey + lo + 0.04], 1), _shade(skin, 1 - 0.3 * a6), 0.014)
+            f.line(np.stack([ex + x * 0.8, ey + lo + 0.04], 1), shade(skin, 1 - 0.3 * a6), 0.014)
 
 
-def _wrinkles(f: _Frame, face: Face) -> None:
+def _wrinkles(f: Frame, face: Face) -> None:
     """Forehead (AU1/AU2), glabella (AU4) and nose-bridge (AU9) wrinkles."""
     skin = face.ident["skin"]
     raise_ = max(face.au(1), face.au(2))
@@ -211,36 +155,36 @@ def _wrinkles(f: _Frame, face: Face) -> None:
             xs = np.linspace(-0.45, 0.45, 7)
             f.line(
                 np.stack([xs, y + 0.03 * (xs / 0.45) ** 2], 1),
-                _shade(skin, 1 - 0.3 * raise_),
+                shade(skin, 1 - 0.3 * raise_),
                 0.014,
             )
     a4, a9 = face.au(4), face.au(9)
     if a4 > 0.15:  # vertical glabella lines (AU4)
         for sx in (-0.05, 0.05):
-            f.line(np.array([[sx, -0.36], [sx * 0.8, -0.22]]), _shade(skin, 1 - 0.4 * a4), 0.014)
+            f.line(np.array([[sx, -0.36], [sx * 0.8, -0.22]]), shade(skin, 1 - 0.4 * a4), 0.014)
     if a9 > 0.1:  # nose-bridge wrinkles (AU9)
         for y in (-0.09, -0.03, 0.03):
             f.line(
                 np.array([[-0.09, y], [0.0, y + 0.015], [0.09, y]]),
-                _shade(skin, 1 - 0.45 * a9),
+                shade(skin, 1 - 0.45 * a9),
                 0.014,
             )
 
 
-def _nose_and_cheeks(f: _Frame, face: Face, nose_y: float, mouth_y: float, mw: float) -> None:
+def _nose_and_cheeks(f: Frame, face: Face, nose_y: float, mouth_y: float, mw: float) -> None:
     """Nose sides and nostrils (flared by AU9), nasolabial folds, cheeks (raised by AU6)."""
     skin = face.ident["skin"]
     flare = 1 + 0.5 * face.au(9)
     for sign in (-1, 1):
         f.line(
             np.array([[sign * 0.06, -0.05], [sign * 0.08, nose_y - 0.08]]),
-            _shade(skin, 0.85),
+            shade(skin, 0.85),
             0.016,
         )
-        f.poly(_ellipse(sign * 0.07, nose_y, 0.04 * flare, 0.022, n=10), _shade(skin, 0.45))
+        f.poly(ellipse(sign * 0.07, nose_y, 0.04 * flare, 0.022, n=10), shade(skin, 0.45))
         f.line(
-            _ellipse(sign * 0.1, nose_y - 0.02, 0.05 * flare, 0.05, -1.6, 1.6, n=8) * (1, 1),
-            _shade(skin, 0.75),
+            ellipse(sign * 0.1, nose_y - 0.02, 0.05 * flare, 0.05, -1.6, 1.6, n=8) * (1, 1),
+            shade(skin, 0.75),
             0.012,
         )
         fold = max(0.15, face.au(12), face.au(10), face.au(9), 0.7 * face.au(6))
@@ -252,13 +196,13 @@ def _nose_and_cheeks(f: _Frame, face: Face, nose_y: float, mouth_y: float, mw: f
                     [sign * (mw + 0.06), mouth_y + 0.1],
                 ]
             ),
-            _shade(skin, 1 - 0.35 * fold),
+            shade(skin, 1 - 0.35 * fold),
             0.014,
         )
     cheek_y = 0.2 - 0.1 * face.au(6)
     for sign in (-1, 1):
-        blush = _mix(skin, (220, 80, 80), 0.05 + 0.2 * face.au(6))
-        f.poly(_ellipse(sign * 0.52, cheek_y, 0.15, 0.1, n=12), blush)
+        blush = mix(skin, (220, 80, 80), 0.05 + 0.2 * face.au(6))
+        f.poly(ellipse(sign * 0.52, cheek_y, 0.15, 0.1, n=12), blush)
 
 
 def _mouth_shape(face: Face, mouth_y: float) -> dict:
@@ -295,13 +239,13 @@ def _mouth_shape(face: Face, mouth_y: float) -> dict:
     }
 
 
-def _mouth(f: _Frame, face: Face, m: dict, chin: float) -> None:
+def _mouth(f: Frame, face: Face, m: dict, chin: float) -> None:
     idt = face.ident
     skin = idt["skin"]
     x = np.linspace(m["xl"], m["xr"], 13)
 
     def curve(yc: float) -> np.ndarray:
-        return _quad(x, m["xl"], m["yl"], yc, m["xr"], m["yr"])
+        return quad(x, m["xl"], m["yl"], yc, m["xr"], m["yr"])
 
     top_out, top_in, bot_in, bot_out = (
         curve(m[k]) for k in ("top_out", "top_in", "bot_in", "bot_out")
@@ -322,21 +266,21 @@ def _mouth(f: _Frame, face: Face, m: dict, chin: float) -> None:
                 (235, 232, 220),
             )
     else:
-        f.line(np.stack([x, top_in], 1), _shade(idt["lip"], 0.45), 0.018)
+        f.line(np.stack([x, top_in], 1), shade(idt["lip"], 0.45), 0.018)
     a14 = face.aus[:, AU_INDEX[14]]  # dimples at the corners (AU14, per side)
     for side, (cx, cy) in enumerate(((m["xl"], m["yl"]), (m["xr"], m["yr"]))):
         if a14[side] > 0.15:
             sign = -1 if side == 0 else 1
             f.line(
                 np.array([[cx + sign * 0.03, cy - 0.03], [cx + sign * 0.045, cy + 0.03]]),
-                _shade(skin, 1 - 0.45 * a14[side]),
+                shade(skin, 1 - 0.45 * a14[side]),
                 0.016,
             )
     a17 = face.au(17)
     if a17 > 0.15:  # chin boss bulge under the lower lip
         xs = np.linspace(-0.12, 0.12, 7)
         f.line(
-            np.stack([xs, m["bot_out"] + 0.09 + 0.4 * xs**2], 1), _shade(skin, 1 - 0.3 * a17), 0.014
+            np.stack([xs, m["bot_out"] + 0.09 + 0.4 * xs**2], 1), shade(skin, 1 - 0.3 * a17), 0.014
         )
 
 
@@ -363,7 +307,7 @@ def render_face(
     """Draw one face.
 
     Args:
-        face: sampled parameters (`synth_faces.sample_face`).
+        face: sampled parameters (`fermixnet.synth.faces.sample_face`).
         size: output side in pixels (square images).
         rng: generator for the background clutter and pixel noise.
         supersample: canvas scale factor for anti-aliasing.
@@ -376,7 +320,7 @@ def render_face(
     canvas = size * supersample
     img = Image.new("RGB", (canvas, canvas))
     draw = ImageDraw.Draw(img)
-    f = _Frame(draw, canvas, face)
+    f = Frame(draw, canvas, face)
     _background(draw, canvas, face, rng)
     chin = _head(f, face)
     nose_y = face.ident["nose_len"] - 0.04 * face.au(9) - 0.02 * face.au(10)
