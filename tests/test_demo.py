@@ -8,7 +8,10 @@ import pytest
 from fermixnet.cli import main
 from fermixnet.demo import DemoSettings
 from fermixnet.demo.summary import (
+    MEASURED_DRAWS,
     DemoRow,
+    Draw,
+    draw_checks,
     format_summary,
     format_table,
     spread_rows,
@@ -43,6 +46,26 @@ def test_targets_and_difference_row():
     table = format_table([base, ours])
     assert "| difference | -2.0 | +6.0 | +5.0 | +5.5 |" in table
     assert "81.0 ± 1.4" in table
+
+
+def test_targets_are_judged_over_the_measured_draws(tmp_path):
+    draws = [Draw("cpu A", 0, (84.0, 44.0), (86.0, 54.0)),   # gain +10, clean +2: all met
+             Draw("cpu B", 0, (86.0, 46.0), (84.0, 53.0))]   # gain +7, clean -2: clean missed
+    over = draw_checks(draws)
+    assert over[2] == (2, pytest.approx(7.0), pytest.approx(10.0))  # occluded gain
+    assert over[3] == (1, pytest.approx(-2.0), pytest.approx(2.0))  # clean difference
+    text = " ".join(format_summary(rows(), {"train": 1.0}, tmp_path, draws=draws).split())
+    assert "| FERMixNet - ResNet-18, clean (points) | -2.0 | >= -1 | no | 1 of 2 (-2.0 to +2.0) |" \
+        in text
+    # this run: gain +5.5 is below every measured draw, clean -2.0 at the edge of the range
+    assert "+7.0 to +10.0 points under occlusion (this run: +5.5, outside that range)" in text
+    assert "(this run: -2.0, inside)" in text and "2 kinds of 2-core CPU (cpu A, cpu B)" in text
+
+
+def test_measured_draws_cover_seeds_and_cpu_kinds():
+    assert len({d.cpu for d in MEASURED_DRAWS}) >= 2
+    assert all({0, 1, 2} <= {d.seed for d in MEASURED_DRAWS if d.cpu == cpu}
+               for cpu in {d.cpu for d in MEASURED_DRAWS})
 
 
 def test_summary_says_the_checkpoint_is_not_for_real_photos(tmp_path):
