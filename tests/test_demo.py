@@ -112,3 +112,14 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     # A rerun reuses the data and the finished runs.
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     assert "data: reusing" in capsys.readouterr().out
+
+
+def test_demo_set_overrides_accumulate():
+    import argparse
+
+    from fermixnet.cli import demo
+
+    parser = argparse.ArgumentParser()
+    demo.register(parser.add_subparsers())
+    args = parser.parse_args(["demo", "--set", "train.cpu_threads=1", "--set", "data.workers=0"])
+    assert args.overrides == ["train.cpu_threads=1", "data.workers=0"]

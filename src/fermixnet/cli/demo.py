@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for split, n in (("train", 2800), ("val", 350), ("test", 700)):
         p.add_argument(f"--{split}", type=int, default=None, help=f"{split} images (default {n})")
     p.add_argument("--epochs", type=int, default=None, help="epochs of both models")
-    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                   metavar="KEY=VALUE",
                    help="config overrides applied to both recipes, e.g. train.cpu_threads=1")
     p.set_defaults(func=_run)
     _register_compare(subparsers)
