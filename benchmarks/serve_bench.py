@@ -57,7 +57,7 @@ def free_port() -> int:
 
 def start_server(checkpoint: Path, port: int, threads: int) -> subprocess.Popen:
     """The real CLI on 127.0.0.1:port; returns once /api/health answers."""
-    import httpx
+    import httpx2 as httpx  # the test extra's HTTP client (Starlette's test client uses it)
 
     cmd = [sys.executable, "-m", "fermixnet.cli", "serve", "--checkpoint", str(checkpoint),
            "--port", str(port)]
@@ -78,7 +78,7 @@ def start_server(checkpoint: Path, port: int, threads: int) -> subprocess.Popen:
 
 def load(url: str, photo: bytes, clients: int, requests: int, seconds: float) -> dict[str, Any]:
     """``clients`` threads posting ``photo`` until ``requests`` answers or ``seconds`` pass."""
-    import httpx
+    import httpx2 as httpx  # the test extra's HTTP client (Starlette's test client uses it)
 
     latencies: list[float] = []
     failures: list[str] = []
