@@ -154,8 +154,8 @@ class FERDataset:
     def validate(self, index: int, info: ImageInfo) -> None:
         """Raise `ImageReadError` if `load(index)` would refuse a file described by `info`.
 
-        `data check` probes each file once and calls this, so it finds everything the cache will
-        refuse (e.g. an AffectNet face box outside its image) without a second decode.
+        `data check` calls this with each file's probe, so it names everything the cache will
+        refuse (e.g. an AffectNet face box outside its image) before it loads the sample.
         """
 
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:

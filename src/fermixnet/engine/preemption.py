@@ -118,9 +118,9 @@ class StopRequest:
         """True when a signal reached any process of the job. Under DDP every process must call
         this at the same points: one small all-reduce (MAX) over a CPU (gloo) group, so that
         the check never waits for the GPU."""
-        flag = torch.tensor([int(self.requested)])
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return bool(flag)
+            return self.requested  # one process: no tensor on the per-step path
+        flag = torch.tensor([int(self.requested)])
         if self._group is None:  # created on first use, by every process at the same point
             gloo = torch.distributed.get_backend() == "gloo"
             self._group = torch.distributed.group.WORLD if gloo else \
