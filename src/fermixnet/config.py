@@ -133,7 +133,8 @@ class MixConfig:
     """Batch mixing in the training step (Sec. 3.2) and its baselines (Fig. 8)."""
 
     method: str = "fermix"
-    """fermix, cutout, cutmix, mixup or none."""
+    """fermix, fermix_landmarks (regions placed by each face's landmarks), cutout, cutmix, mixup
+    or none."""
     probs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROBS))
     """FERMix region probabilities (Table 3); regions left out have probability 0."""
     p_mix: float = 0.8
@@ -144,9 +145,10 @@ class MixConfig:
     """Extra keyword arguments of the mixer (e.g. cutmix/mixup `alpha`, cutout `size`)."""
 
     def __post_init__(self) -> None:
-        _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
+        _check_choice(self.method, "mix.method",
+                      ("fermix", "fermix_landmarks", "cutout", "cutmix", "mixup", "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
-        if self.method == "fermix":
+        if self.method in ("fermix", "fermix_landmarks"):
             try:
                 check_probs(self.probs)
             except ValueError as err:
