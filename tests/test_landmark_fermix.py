@@ -162,3 +162,37 @@ def test_bad_inputs_and_registry():
                                   options={"lam_rule": "face_area"}))
     assert isinstance(mixer, LandmarkFERMix) and mixer.probs["upper"] == 1.0
     assert mixer.lam_rule == "face_area"
+
+
+# --- end to end: `fermixnet train` hands the batches' landmarks to the mixer ---------------------
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_train_with_landmark_fermix_writes_a_checkpoint(tmp_path, tiny_config, monkeypatch,
+                                                        one_thread, on_device):
+    from fermixnet.cli import main
+    from fermixnet.synth.generate import generate_synthetic
+
+    root = tmp_path / "synth"
+    generate_synthetic(root, seed=0, size=32, counts={"train": 28, "test": 7})
+    seen = []
+    apply = LandmarkFERMix.apply
+
+    def spy(self, x, y, params, landmarks=None):
+        seen.append(landmarks)
+        return apply(self, x, y, params, landmarks)
+
+    monkeypatch.setattr(LandmarkFERMix, "apply", spy)
+    cfg = tiny_config(tmp_path, root, epochs=1)
+    out = tmp_path / "run"
+    sets = ["mix.method=fermix_landmarks", "mix.p_mix=1.0", "train.max_steps_per_epoch=2",
+            f"data.on_device={str(on_device).lower()}"]
+    assert main(["train", "--config", str(cfg), "--out", str(out),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
+    # the run's preview plot mixes without landmarks (`mixer(x, y)`); the steps hand them over
+    trained = [lm for lm in seen if lm is not None]
+    assert len(trained) == 2  # p_mix = 1: both steps mixed, each with its batch's landmarks
+    for lm in trained:
+        assert lm is not None and lm.shape == (8, 5, 2) and torch.isfinite(lm).all()
+        assert (lm >= -8).all() and (lm <= 32 + 8).all()  # moved by at most the crop padding
