@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data_replicas import make_affectnet_csv, make_rafdb
+from data_replicas import make_affectnet_csv, make_affectnet_npy, make_rafdb
 from fermixnet.augment.landmarks import FLIP_ORDER, landmark_problem
 from fermixnet.augment.transforms import FlipAffine, FlipCrop
 from fermixnet.data import create_dataset
@@ -253,3 +253,13 @@ def test_landmarks_survive_subsets(tmp_path):
     assert ds.landmarks(0, S, S) is not None
     cached = build_cache(ds, S, tmp_path / "cache")
     assert cached.landmark_arrays[1].tolist() == [REAL] and TEMPLATE == 0
+
+
+def test_affectnet_npy_landmark_files(tmp_path):
+    make_affectnet_npy(tmp_path, codes=(0, 1))
+    pts68 = np.random.default_rng(1).uniform(2, 13, (68, 2))
+    np.save(tmp_path / "train_set" / "annotations" / "0_lnd.npy", pts68.reshape(-1))
+    ds = create_dataset("affectnet", tmp_path, "train")
+    assert np.allclose(ds.landmarks(0, 16, 16), from_68(pts68))
+    assert ds.landmarks(1, 16, 16) is None
+    assert str(tmp_path / "train_set" / "annotations" / "0_lnd.npy") in ds.source_files()

@@ -9,7 +9,8 @@ Two releases are read (`layout=auto` picks the one present):
   `facial_landmarks` (68 points, `x;y;...` in the full image) become the five landmarks of
   `fermixnet.data.landmarks` in the crop's pixels (a malformed cell: no landmarks, counted).
 - `npy` (the newer release): `train_set/images/<id>.jpg` with `train_set/annotations/<id>_exp.npy`,
-  and `val_set/...` likewise; images are already face crops.
+  and `val_set/...` likewise; images are already face crops. `<id>_lnd.npy` (68 points, 136
+  numbers in the crop's pixels), when present, gives the five landmarks.
 
 Expression codes 0..7 are the canonical classes (neutral, happy, sad, surprise, fear, disgust,
 anger, contempt); 8 none, 9 uncertain and 10 no-face are dropped (counted); AffectNet-7 also drops
@@ -102,6 +103,29 @@ class AffectNetCSVDataset(FERDataset):
 
     def sample_id(self, index: int) -> str:
         return f"{self.samples[index].path}#{','.join(str(int(v)) for v in self.boxes[index])}"
+
+
+class AffectNetNpyDataset(FERDataset):
+    """AffectNet's newer release: landmarks from `annotations/<id>_lnd.npy`, read when cached."""
+
+    def landmark_file(self, index: int) -> Path:
+        """The sample's `<id>_lnd.npy` (which may not exist)."""
+        path = Path(self.samples[index].path)
+        return path.parent.parent / "annotations" / f"{path.stem}_lnd.npy"
+
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        path = self.landmark_file(index)
+        if not path.is_file():
+            return None
+        try:
+            return from_68(np.load(path, allow_pickle=False).astype(np.float64).reshape(68, 2))
+        except (OSError, ValueError, TypeError):
+            return np.full((5, 2), np.nan)  # counted and named by the cache and `data check`
+
+    def source_files(self, indices=None) -> list[str]:
+        chosen = range(len(self)) if indices is None else indices
+        marks = {str(f) for f in map(self.landmark_file, chosen) if f.is_file()}
+        return sorted(set(super().source_files(indices)) | marks)
 
 
 def _label(
@@ -321,4 +345,4 @@ def affectnet_dataset(
               "split": split, "report": report}  # fmt: skip
     if boxes is not None:
         return AffectNetCSVDataset(samples, boxes, lines, table, marks, **common)
-    return FERDataset(samples, expected_size=(224, 224), **common)
+    return AffectNetNpyDataset(samples, expected_size=(224, 224), **common)
