@@ -50,52 +50,60 @@ from fermixnet.augment.fermix import (
     check_batch,
     mix_labels,
     region_box,
-    region_lambda,
 )
-from fermixnet.augment.landmarks import apply_similarity, face_axes, fit_similarity, valid_landmarks
+from fermixnet.augment.landmarks import face_axes, fit_similarity, valid_landmarks
 from fermixnet.framing import RAFDB_TEMPLATE
 
 LAM_RULES: tuple[str, ...] = ("paper", "face_area")
 
 
-def pixel_grid(height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """(H, W, 2) pixel-centre coordinates ``(x, y)`` of an image."""
-    ys = torch.arange(height, device=device, dtype=torch.float32)
-    xs = torch.arange(width, device=device, dtype=torch.float32)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx, gy], -1)
+def _axes(height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates as broadcastable ``x (1, 1, W)`` and ``y (1, H, 1)``."""
+    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, width)
+    ys = torch.arange(height, device=device, dtype=torch.float32).view(1, height, 1)
+    return xs, ys
+
+
+def _linear(cx: Tensor, cy: Tensor, c0: Tensor, height: int, width: int) -> Tensor:
+    """``cx * x + cy * y + c0`` over every pixel, one (B,) coefficient each: (B, H, W).
+    Separable in x and y, so no (B, H, W, 2) coordinate tensor is built."""
+    xs, ys = _axes(height, width, cx.device)
+    view = (-1, 1, 1)
+    return cx.view(view) * xs + cy.view(view) * ys + c0.view(view)
+
+
+def _similarity_maps(a: Tensor, b: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Where the similarity ``(a, b)`` (`fit_similarity`) takes every pixel: x and y, (B, H, W)."""
+    a0, a1 = a[:, 0], a[:, 1]
+    return (_linear(a0, -a1, b[:, 0], height, width),
+            _linear(a1, a0, b[:, 1], height, width))
 
 
 def landmark_masks(region: str, points: Tensor, height: int, width: int) -> Tensor:
     """(B, H, W) bool: the pixels of `region` (from the partner) in each face's own frame."""
-    grid = pixel_grid(height, width, points.device)[None]  # (1, H, W, 2)
+    region_box(region, height, width)  # an unknown region raises the error naming them
     eye_mid, v, u = face_axes(points)
-    along = ((grid - points[:, 2, None, None]) * v[:, None, None]).sum(-1)  # (B, H, W)
-    across = ((grid - eye_mid[:, None, None]) * u[:, None, None]).sum(-1)
-    upper, left = along < 0, across < 0
-    masks = {"upper": upper, "lower": ~upper, "left": left, "right": ~left,
-             "upper_left": upper & left, "upper_right": upper & ~left}  # fmt: skip
-    if region not in masks:
-        region_box(region, height, width)  # raises the error naming the regions
-    return masks[region]
+    nose = points[:, 2]
+    upper = left = None
+    if region != "left" and region != "right":  # (x - nose) . v < 0: before the nose line
+        upper = _linear(v[:, 0], v[:, 1], -(nose * v).sum(1), height, width) < 0
+    if region != "upper" and region != "lower":  # (x - eye_mid) . u < 0: left of the midline
+        left = _linear(u[:, 0], u[:, 1], -(eye_mid * u).sum(1), height, width) < 0
+    masks = {"upper": lambda: upper, "lower": lambda: ~upper, "left": lambda: left,
+             "right": lambda: ~left, "upper_left": lambda: upper & left,
+             "upper_right": lambda: upper & ~left}  # fmt: skip
+    return masks[region]()
 
 
-def fixed_mask(region: str, height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """(H, W) bool mask of FERMix's fixed region (Eqs. 1-3)."""
-    y0, y1, x0, x1 = region_box(region, height, width)
-    mask = torch.zeros(height, width, dtype=torch.bool, device=device)
-    mask[y0:y1, x0:x1] = True
-    return mask
-
-
-def warp_partners(x: Tensor, perm: Tensor, points: Tensor) -> Tensor:
-    """Each partner ``x[perm[i]]`` warped so its landmarks land on ``points[i]``: (B, C, H, W)."""
-    height, width = x.shape[-2:]
-    a, b = fit_similarity(points, points[perm])  # target pixel -> partner pixel
-    src = apply_similarity(a, b, pixel_grid(height, width, x.device)[None])  # (B, H, W, 2)
-    size = src.new_tensor([width, height])
-    grid = (2 * src + 1) / size - 1  # pixel centres -> grid_sample's [-1, 1] (align_corners=False)
-    return F.grid_sample(x[perm], grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
+def warp_onto(partners: Tensor, partner_points: Tensor, points: Tensor) -> Tensor:
+    """Partner images (R, C, H, W) warped by the similarity that takes their landmarks
+    `partner_points` (R, 5, 2) onto `points` (R, 5, 2): (R, C, H, W), 0 outside a partner."""
+    height, width = partners.shape[-2:]
+    a, b = fit_similarity(points, partner_points)  # main-face pixel -> partner pixel
+    src_x, src_y = _similarity_maps(a, b, height, width)  # (R, H, W) each
+    # pixel centres -> grid_sample's [-1, 1] (align_corners=False)
+    grid = torch.stack([(2 * src_x + 1) / width - 1, (2 * src_y + 1) / height - 1], -1)
+    return F.grid_sample(partners, grid.to(partners.dtype), mode="bilinear", padding_mode="zeros",
                          align_corners=False)
 
 
@@ -103,8 +111,8 @@ def face_box_masks(points: Tensor, height: int, width: int) -> Tensor:
     """(B, H, W) bool: each face's box, the square where its landmarks sit at the template."""
     template = torch.as_tensor(RAFDB_TEMPLATE, dtype=points.dtype, device=points.device)
     a, b = fit_similarity(points, template.expand_as(points))  # image pixel -> box fraction
-    frac = apply_similarity(a, b, pixel_grid(height, width, points.device)[None])
-    return ((frac >= 0) & (frac <= 1)).all(-1)
+    fx, fy = _similarity_maps(a, b, height, width)
+    return (fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1)
 
 
 class LandmarkFERMix(FERMix):
@@ -157,16 +165,15 @@ class LandmarkFERMix(FERMix):
         perm = params.perm.to(x.device)
         pts = self._points(landmarks, batch, x.device)
         use = valid_landmarks(pts)
-        use = use & use[perm]  # (B,) both faces must have usable landmarks
-        safe = torch.where(use[:, None, None], pts, _unit_face(height, width, x.device))
-        fixed = fixed_mask(params.region, height, width, x.device)
-        mask = torch.where(use[:, None, None], landmark_masks(params.region, safe, height, width),
-                           fixed)  # (B, H, W)
-        partner = x[perm]
-        if bool(use.any()):
-            partner = torch.where(use[:, None, None, None], warp_partners(x, perm, safe), partner)
-        x_mix = torch.where(mask[:, None], partner, x)
-        return x_mix, mix_labels(y, perm, self._lam(params, mask, use, safe))
+        rows = (use & use[perm]).nonzero().squeeze(1)  # both faces have usable landmarks
+        region_box(params.region, height, width)  # an unknown region fails here, named
+        x_mix = super().apply(x, y, params)[0]  # fixed regions (Eqs. 1-4), replaced below
+        mask = None
+        if len(rows):
+            mask = landmark_masks(params.region, pts[rows], height, width)  # (R, H, W)
+            warped = warp_onto(x[perm[rows]], pts[perm[rows]], pts[rows])
+            x_mix[rows] = torch.where(mask[:, None], warped, x[rows])
+        return x_mix, mix_labels(y, perm, self._lam(params, rows, mask, pts, (height, width)))
 
     def _points(self, landmarks: Tensor | None, batch: int, device: torch.device) -> Tensor:
         if landmarks is None:
@@ -176,19 +183,20 @@ class LandmarkFERMix(FERMix):
                              f"{tuple(landmarks.shape)}")
         return landmarks.to(device, torch.float32)
 
-    def _lam(self, params: MixParams, mask: Tensor, use: Tensor, points: Tensor) -> float | Tensor:
+    def _lam(self, params: MixParams, rows: Tensor, mask: Tensor | None, points: Tensor,
+             size: tuple[int, int]) -> float | Tensor:
+        """Eq. 5's lambda: the paper's, or per row the main face's share of its face box
+        (fallback rows: of the image)."""
         if self.lam_rule == "paper":
             return float(params.lam)  # `sample` sets `region_lambda(region)`, as FERMix does
-        height, width = mask.shape[-2:]
-        box = face_box_masks(points, height, width) & use[:, None, None]
-        box = box | ~use[:, None, None]  # fallback rows: the whole image (exact pixel share)
-        area = box.sum((1, 2)).float()
-        pasted = (mask & box).sum((1, 2)).float()
-        lam = 1 - pasted / area.clamp(min=1)
-        return torch.where(area > 0, lam, torch.full_like(lam, region_lambda(params.region)))
+        height, width = size
+        y0, y1, x0, x1 = region_box(params.region, height, width)
+        exact = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+        lam = torch.full((points.shape[0],), exact, device=points.device)
+        if mask is not None:
+            box = face_box_masks(points[rows], height, width)  # (R, H, W)
+            area = box.sum((1, 2)).float()
+            share = 1 - (mask & box).sum((1, 2)).float() / area.clamp(min=1)
+            lam[rows] = torch.where(area > 0, share, torch.full_like(share, float(params.lam)))
+        return lam
 
-
-def _unit_face(height: int, width: int, device: torch.device) -> Tensor:
-    """(5, 2) template landmarks in pixels: a harmless stand-in for rows that fall back."""
-    template = torch.as_tensor(RAFDB_TEMPLATE, dtype=torch.float32, device=device)
-    return template * template.new_tensor([width, height])
