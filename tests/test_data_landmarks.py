@@ -163,13 +163,19 @@ def test_flip_crop_moves_and_swaps_landmarks():
 
 def test_flip_affine_moves_and_swaps_landmarks():
     points = torch.tensor([[8, 10], [22, 11], [15, 17], [10, 24], [21, 23]], dtype=torch.float32)
-    swapped = 0
-    for seed in range(8):
+    img = torch.zeros(3, S, S, dtype=torch.uint8)
+    for k, (x, y) in enumerate(points.long().tolist()):  # 3x3 spots: the affine resamples
+        img[:, y - 1 : y + 2, x - 1 : x + 2] = 50 * (k + 1)
+    flips = 0
+    for seed in range(12):
         torch.manual_seed(seed)
-        _, moved = FlipAffine(0.1, (0.9, 1.0))(_spot_image(points.numpy()), points)
+        out, moved = FlipAffine(0.2, (0.8, 1.0))(img, points)
         assert moved[0, 0] < moved[1, 0] and moved[3, 0] < moved[4, 0]
-        swapped += int(moved[2, 0] < 16)  # nose at 15 stays left unless flipped (W - 1 - 15)
-    assert 0 < swapped < 8
+        x, y = moved[0].round().long().tolist()
+        flipped = int(out[0, y, x]) == 100  # the old right eye's spot: a flipped image
+        _assert_points_follow_pixels(out, moved, flipped)
+        flips += flipped
+    assert 0 < flips < 12
 
 
 def test_device_flip_crop_moves_landmarks_with_pixels():
