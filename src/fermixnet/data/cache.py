@@ -30,7 +30,7 @@ import torch.utils.data
 
 from fermixnet.data.base import FERDataset
 from fermixnet.data.imageio import ImageReadError, resize_rgb
-from fermixnet.data.landmarks import SOURCES, TEMPLATE, resolve_landmarks
+from fermixnet.data.landmarks import SOURCES, TEMPLATE, LandmarkTable
 from fermixnet.progress import progress_bar
 
 CACHE_FORMAT = 2  # 2: landmarks beside the images
@@ -353,7 +353,7 @@ def _write_cache(
     try:
         array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                           shape=(n, size[0], size[1], 3))  # fmt: skip
-        marks = _Landmarks(n)
+        marks = LandmarkTable(n)
         failed = _fill(dataset, array, marks, size, method, workers, on_error, progress)
         if n and len(failed) == n:  # training on nothing is never what was meant
             raise ImageReadError(
@@ -364,7 +364,7 @@ def _write_cache(
         del array
         meta = _cache_meta(dataset, size, method, key, failed)
         meta.update(on_error=on_error, read_skipped=dict(dataset.report.skipped))
-        meta.update(marks.summary(dataset, failed))
+        meta.update(marks.summary(dataset, failed, MAX_LISTED))
         np.savez(tmp_lmk, points=marks.points, source=marks.source)
         tmp_json.write_text(json.dumps(meta))
         os.replace(tmp_npy, json_path.with_suffix(".npy"))
@@ -377,36 +377,10 @@ def _write_cache(
         tmp_lmk.unlink(missing_ok=True)
 
 
-class _Landmarks:
-    """Landmarks of a cache being built, and the samples whose own points were refused."""
-
-    def __init__(self, n: int) -> None:
-        self.points = np.zeros((n, 5, 2), np.float32)
-        self.source = np.zeros(n, np.uint8)
-        self.problems: dict[int, str] = {}
-
-    def put(self, dataset: FERDataset, index: int, shape: tuple[int, int],
-            size: tuple[int, int]) -> None:  # fmt: skip
-        """Resolve sample `index`'s landmarks (decoded image of `shape`) into the arrays."""
-        points, code, problem = resolve_landmarks(dataset, index, shape, size)
-        self.points[index], self.source[index] = points, code
-        if problem:
-            self.problems[index] = problem
-
-    def summary(self, dataset: FERDataset, failed: dict[int, str]) -> dict[str, Any]:
-        """JSON meta: counts per source over the kept images, and the refused ones by name."""
-        kept = np.setdiff1d(np.arange(len(self.source)), np.fromiter(failed, np.int64))
-        counts = {name: int((self.source[kept] == code).sum()) for code, name in
-                  enumerate(SOURCES)}  # fmt: skip
-        bad = sorted(self.problems.items())
-        listed = [f"{dataset.samples[i].path}: {reason}" for i, reason in bad[:MAX_LISTED]]
-        return {"landmarks": counts, "landmark_problems": len(bad), "bad_landmarks": listed}
-
-
 def _fill(
     dataset: FERDataset,
     array: np.ndarray,
-    marks: _Landmarks,
+    marks: LandmarkTable,
     size: tuple[int, int],
     method: str,
     workers: int | None,

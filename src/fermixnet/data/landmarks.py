@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,3 +120,35 @@ def resolve_landmarks(
         return template_landmarks(dataset.framing, *size).astype(np.float32), TEMPLATE, problem
     code = DETECTED if getattr(dataset, "landmark_source", "real") == "detected" else REAL
     return scale_points(raw, shape, size).astype(np.float32), code, ""
+
+
+class LandmarkTable:
+    """Landmarks of a cache being built (`data.cache`), and the samples whose points were refused.
+
+    Attributes:
+        points: (N, 5, 2) float32 in the cache's pixels.
+        source: (N,) uint8 codes (`SOURCES`).
+        problems: dataset index -> why its own points were refused.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.points = np.zeros((n, 5, 2), np.float32)
+        self.source = np.zeros(n, np.uint8)
+        self.problems: dict[int, str] = {}
+
+    def put(self, dataset, index: int, shape: tuple[int, int], size: tuple[int, int]) -> None:
+        """Resolve sample `index`'s landmarks (decoded image of `shape`) into the arrays."""
+        points, code, problem = resolve_landmarks(dataset, index, shape, size)
+        self.points[index], self.source[index] = points, code
+        if problem:
+            self.problems[index] = problem
+
+    def summary(self, dataset, failed: Mapping[int, str], listed: int) -> dict[str, Any]:
+        """JSON meta: counts per source over the samples not in `failed`, the number refused,
+        and the first `listed` of them as ``"<path>: <reason>"``."""
+        kept = np.setdiff1d(np.arange(len(self.source)), np.fromiter(failed, np.int64))
+        counts = {name: int((self.source[kept] == code).sum()) for code, name in
+                  enumerate(SOURCES)}  # fmt: skip
+        bad = sorted(self.problems.items())
+        names = [f"{dataset.samples[i].path}: {reason}" for i, reason in bad[:listed]]
+        return {"landmarks": counts, "landmark_problems": len(bad), "bad_landmarks": names}
