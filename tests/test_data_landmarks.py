@@ -58,6 +58,7 @@ def test_synthetic_faces_cache_exact_landmarks(tmp_path):
     cached = build_cache(ds, 24, tmp_path / "cache")
     assert cached.landmark_counts() == {"template": 0, "real": 7, "detected": 0}
     assert cached.landmark_path.is_file() and cached.meta["landmarks"]["real"] == 7
+    assert cached.skip_record()["landmarks"]["real"] == 7  # what a run folder's data.json keeps
     pts = cached.landmarks(np.arange(7))  # (7, 5, 2) in 24 px pixels
     meta = ds.samples[3].meta
     frac = np.array([[float(meta[f"lm_{n}_x"]), float(meta[f"lm_{n}_y"])]

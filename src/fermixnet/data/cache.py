@@ -158,8 +158,9 @@ class CachedImages:
 
         Returns:
             {"dataset", "split", "root", "on_error", "images", "skipped": {reason: count},
-            "undecodable": first `MAX_LISTED` decode errors}; `skipped` adds the adapter's
-            counts (`read_skipped`) to `undecodable image` (decode failures, `on_error=skip`).
+            "undecodable": first `MAX_LISTED` decode errors, "landmarks": images per landmark
+            source}; `skipped` adds the adapter's counts (`read_skipped`) to `undecodable image`
+            (decode failures, `on_error=skip`).
         """
         skipped = dict(self.read_skipped)
         if self.skipped:
@@ -168,6 +169,7 @@ class CachedImages:
             "dataset": self.meta.get("dataset", ""), "split": self.meta.get("split", ""),
             "root": self.meta.get("root", ""), "on_error": self.policy, "images": len(self),
             "skipped": skipped, "undecodable": [r for _, r in self.skipped[:MAX_LISTED]],
+            "landmarks": self.landmark_counts(),
         }  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
