@@ -111,6 +111,9 @@ def test_lambda_rules():
     _, y_mix = LandmarkFERMix(lam_rule="face_area").apply(
         xs, y, MixParams("upper", SWAP, 0.5), landmarks=torch.stack([face, face]))
     assert y_mix[0, 0] == pytest.approx(0.42, abs=1e-6)
+    odd = torch.zeros(2, 1, 5, 5)  # fallback rows: the exact pixel share, 1 - 2/5 for `upper`
+    _, y_mix = LandmarkFERMix(lam_rule="face_area").apply(odd, y, MixParams("upper", SWAP, 0.5))
+    assert y_mix[0, 0] == pytest.approx(0.6)
     with pytest.raises(ValueError, match="lam_rule"):
         LandmarkFERMix(lam_rule="area")
 

@@ -49,6 +49,7 @@ from fermixnet.augment.fermix import (
     MixParams,
     check_batch,
     mix_labels,
+    pixel_lambda,
     region_box,
 )
 from fermixnet.augment.landmarks import face_axes, fit_similarity, valid_landmarks
@@ -190,8 +191,7 @@ class LandmarkFERMix(FERMix):
         if self.lam_rule == "paper":
             return float(params.lam)  # `sample` sets `region_lambda(region)`, as FERMix does
         height, width = size
-        y0, y1, x0, x1 = region_box(params.region, height, width)
-        exact = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+        exact = pixel_lambda(params.region, height, width)
         lam = torch.full((points.shape[0],), exact, device=points.device)
         if mask is not None:
             box = face_box_masks(points[rows], height, width)  # (R, H, W)
