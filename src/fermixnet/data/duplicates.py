@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fermixnet.data.base import FERDataset
+from fermixnet.data.imageio import ImageReadError
 
 # Near-constant ("blank"): standard deviation of the pixel values below this (0..255 scale).
 BLANK_STD = 2.0
@@ -53,6 +54,22 @@ def dataset_fingerprints(ds: FERDataset, workers: int | None = None) -> list[Fin
     """`fingerprint` of every image of `ds`, decoded on a thread pool (PIL releases the GIL)."""
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         return list(pool.map(lambda i: fingerprint(ds.load(i)), range(len(ds)), chunksize=64))
+
+
+def _readable_fingerprints(ds: FERDataset, workers: int | None) -> list[Fingerprint | None]:
+    """`dataset_fingerprints`, with None for an image that cannot be decoded when `ds` was read
+    with `skip_bad` (the cache and `data check` skip and count it; it is no leak)."""
+    if not ds.report.skip_bad:
+        return list(dataset_fingerprints(ds, workers))
+
+    def one(index: int) -> Fingerprint | None:
+        try:
+            return fingerprint(ds.load(index))
+        except (ImageReadError, OSError, ValueError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, range(len(ds)), chunksize=64))
 
 
 @dataclass
@@ -191,9 +208,9 @@ def drop_leaked(ds: FERDataset, name: str, open_split: Callable[[str], FERDatase
     seen: set[bytes] = set()
     others = _other_splits(name, ds.split, open_split, own_ids)
     for other in others:
-        seen.update(p.digest for p in dataset_fingerprints(other, workers))
-    mine = dataset_fingerprints(ds, workers)
-    keep = [i for i, p in enumerate(mine) if p.digest not in seen]
+        seen.update(p.digest for p in _readable_fingerprints(other, workers) if p is not None)
+    mine = _readable_fingerprints(ds, workers)
+    keep = [i for i, p in enumerate(mine) if p is None or p.digest not in seen]
     if len(keep) < len(ds):
         ds.report.skip(LEAKED_REASON, len(ds) - len(keep))
     compared = ", ".join(o.split for o in others) or "no other split"

@@ -53,11 +53,15 @@ def parse_class_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
                 continue
             src, sep, dst = item.partition(":")
             if not sep:
-                raise ValueError(f"class_map entry {item!r} must be source:target")
+                raise ValueError(f"class_map entry {item!r} must be source:target (or a preset: "
+                                 f"{', '.join(_PRESETS)})")
             pairs.append((src, dst))
     out: dict[str, str] = {}
     for src, dst in pairs:
-        out[str(src).strip().lower()] = labels.CANONICAL[labels.canonical_index(str(dst))]
+        try:
+            out[str(src).strip().lower()] = labels.CANONICAL[labels.canonical_index(str(dst))]
+        except ValueError as err:
+            raise ValueError(f"class_map entry {src}:{dst}: {err}") from None
     return out
 
 

@@ -27,9 +27,9 @@ _SPLIT_VALUES = {
 def _manifest_path(root: Path, file: str) -> Path:
     path = root if root.is_file() else root / file
     if not path.is_file():
-        raise FileNotFoundError(
-            f"manifest: {path} not found; expected a CSV with header path,label[,split][,...]"
-        )
+        given = f" (option file={file})" if file != MANIFEST_NAME else ""
+        raise FileNotFoundError(f"manifest: {path}{given} not found; expected a CSV with header "
+                                "path,label[,split][,...]")  # fmt: skip
     return path
 
 
