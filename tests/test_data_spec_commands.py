@@ -220,3 +220,16 @@ def test_eval_refuses_a_bad_value(replicas, capsys, tmp_path, checkpoints, adapt
     code, text = evaluate(capsys, tmp_path, checkpoints, replicas.spec(adapter, option))
     assert code == 2
     assert all(w in text for w in words), text
+
+
+def test_eval_scores_images_as_stored_whatever_the_framing(replicas, capsys, tmp_path,
+                                                          checkpoints):  # fmt: skip
+    """docs/data.md, "Framing": a test spec's `framing=` is recorded, not applied."""
+    heads = []
+    for framing in ("as_given", "box:0.3"):
+        spec = replicas.spec("folder", f"framing={framing},name={framing.replace(':', '')}")
+        code, text = evaluate(capsys, tmp_path, checkpoints, spec)
+        assert code == 0, text
+        name = framing.replace(":", "")
+        heads.append(json.loads((tmp_path / "eval" / f"{name}.json").read_text())["heads"])
+    assert heads[0] == heads[1]

@@ -32,6 +32,7 @@ from data_replicas import (
     write_image,
 )
 from fermixnet.cli import main
+from fermixnet.data import create_dataset
 from fermixnet.data.duplicates import LEAKED_REASON
 
 ADAPTERS = ("folder", "manifest", "rafdb", "ferplus", "fer2013", "affectnet", "fedro")
@@ -386,3 +387,19 @@ def test_data_check_refuses_a_bad_value(replicas, capsys, adapter, option, words
     code, text = run(capsys, ["data", "check", "--data", replicas.spec(adapter, option)])
     assert code != 0
     assert all(w in text for w in words), text
+
+
+def test_data_check_split_option_and_split_flag_must_agree(replicas, capsys):
+    spec = replicas.spec("folder", "split=test")
+    code, report = check(capsys, spec, "--split", "test")
+    assert code == 0 and list(splits(report)) == ["test"]
+    code, text = run(capsys, ["data", "check", "--data", spec, "--split", "train"])
+    assert code == 2 and "--split train conflicts with the spec's split=test" in text
+
+
+def test_data_cache_reads_the_spec_split(replicas, capsys, tmp_path):
+    """docs/data.md: a spec's `split=` wins over `data cache --split` (default train)."""
+    code, text = run(capsys, ["data", "cache", "--data", replicas.spec("folder", "split=test"),
+                              "--size", "16", "--cache-dir", str(tmp_path)])  # fmt: skip
+    test = len(create_dataset("folder", replicas.root("folder"), "test"))
+    assert code == 0 and "folder-test-" in text and f": {test} images 16x16" in text, text
