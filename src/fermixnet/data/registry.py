@@ -1,11 +1,12 @@
 """One registry of data set adapters, and the `name:root[,key=value]` spec the CLI uses.
 
 Adapters register with `@register_dataset("name", framing=...)`; a factory takes
-`(root, split, **options)` and returns a `FERDataset`. `framing` declares how the format frames its
-faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a spec's `framing=` option
-overrides it, and checkpoints record the training data's framing. Options given on the command
-line arrive as strings; `create_dataset` coerces them to the factory's typed keywords
-(`coerce_options`: bool, int, `Literal` choices, `X | None`), so factories receive typed values.
+`(root, split, *, <typed keyword options>)` and returns a `FERDataset`. `framing` declares how
+the format frames its faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a
+spec's `framing=` option overrides it, and checkpoints record the training data's framing.
+Options given on the command line arrive as strings; `create_dataset` coerces them to the
+factory's typed keywords (`coerce_options`: bool, int, `Literal` choices, `X | None`), so
+factories receive typed values.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ COMMON_OPTIONS: tuple[str, ...] = ("split", "only", "exclude_leaked", "framing",
 
 def register_dataset(name: str, framing: str = "as_given") -> Callable[[Factory], Factory]:
     """Decorator: make `factory(root, split, **options)` available as `create_dataset(name, ...)`.
+
+    The factory's keyword options are its spec options: annotate them (`bool`, `int`,
+    `Literal[...]`, `X | None`) and `coerce_options` turns the spec's text into those types;
+    the names in `COMMON_OPTIONS` are taken by `create_dataset`.
 
     Args:
         name: the adapter's name in specs.
