@@ -119,11 +119,7 @@ def create_dataset(
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
         FileNotFoundError: `root` or a file the format needs is missing.
     """
-    _load_adapters()
-    if adapter not in _REGISTRY:
-        raise ValueError(
-            f"unknown data set {adapter!r}; expected one of {', '.join(list_datasets())}"
-        )
+    check_options(adapter, options)  # every option and value, before reading anything
     split = options.pop("split", None) or split
     only = options.pop("only", None)
     exclude_leaked = as_bool(options.pop("exclude_leaked", False), "exclude_leaked")
