@@ -255,3 +255,14 @@ def test_eval_scores_images_as_stored_whatever_the_framing(replicas, capsys, tmp
         name = framing.replace(":", "")
         heads.append(json.loads((tmp_path / "eval" / f"{name}.json").read_text())["heads"])
     assert heads[0] == heads[1]
+
+
+@pytest.mark.parametrize("adapter", ["folder", "rafdb", "fer2013"])
+def test_eval_split_option_picks_the_split(replicas, capsys, tmp_path, checkpoints, adapter):
+    code, text = evaluate(capsys, tmp_path, checkpoints, replicas.spec(adapter, "split=train,"
+                                                                       "name=tr"))  # fmt: skip
+    assert code == 0, text
+    n = json.loads((tmp_path / "eval/tr.json").read_text())["heads"]["fused"]["overall"]["n"]
+    root = replicas.root(adapter)
+    assert n == len(create_dataset(adapter, root, "train")) != len(
+        create_dataset(adapter, root, "test"))  # fmt: skip
