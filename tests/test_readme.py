@@ -8,6 +8,7 @@ extra and make target they name exists.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import io
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from data_replicas import make_rafdb
-from fermixnet.cli import build_parser
+from fermixnet.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -38,7 +39,18 @@ CHEAP = ("fermixnet --help", "fermixnet info", "fermixnet data check", "fermixne
 
 
 def _blocks(text: str, langs: str) -> list[str]:
-    return re.findall(rf"```(?:{langs})\n(.*?)```", text, flags=re.S)
+    """The fenced blocks whose language is one of `langs` ("bash|sh"; "" is a plain block)."""
+    blocks, lang, lines = [], None, []
+    for line in text.splitlines():
+        if not line.startswith("```"):
+            lines.append(line)
+        elif lang is None:
+            lang, lines = line[3:].strip(), []
+        else:
+            if lang in langs.split("|"):
+                blocks.append("\n".join(lines) + "\n")
+            lang = None
+    return blocks
 
 
 def _shell_lines(block: str) -> list[str]:
@@ -53,19 +65,21 @@ def _cli_lines(text: str) -> list[str]:
     `$ fermixnet ...` sessions; an indented line continues the synopsis above it)."""
     lines = [line for block in _blocks(text, "bash|sh") for line in _shell_lines(block)]
     for block in _blocks(text, "|console"):
-        joined = re.sub(r"\n[ \t]+(?=\[)", " ", block)
+        joined = re.sub(r"\\\n\s*|\n[ \t]+(?=\[)", " ", block)
         lines += [re.sub(r"^\$ |\s+#.*$", "", line.strip()) for line in joined.splitlines()]
     return [line for line in lines if line.startswith("fermixnet ")]
 
 
 def _variants(line: str) -> list[str]:
     """A synopsis as concrete commands: without its optional `[--...]` groups, then with each
-    group, each `a|b` choice taken in turn; `INPUT...` becomes `INPUT`."""
+    group, each `a|b` choice taken in turn; `INPUT...` becomes `INPUT`, a one-letter number
+    placeholder (`--stride N`) 1."""
     groups = re.findall(r"(?<=\s)\[(-[^\[\]]*)\]", line)
     base = re.sub(r"\s\[-[^\[\]]*\]", "", line)
     out = []
     for text in [base] + [f"{base} {g}" for g in groups]:
-        tokens = [t.removesuffix("...") for t in text.split() if t != "..."]
+        tokens = ["1" if re.fullmatch("[A-Z]", t) else t.removesuffix("...")
+                  for t in text.split() if t != "..."]
         choices = [(i, t.split("|")) for i, t in enumerate(tokens) if "|" in t]
         first = [t.split("|")[0] for t in tokens]
         out.append(" ".join(first))
@@ -152,9 +166,36 @@ def test_readme_cheap_commands_run_as_written(tmp_path: Path, make_fer2013_csv):
     assert len(ran) >= 6, ran
 
 
+def test_the_fermixnet_sessions_of_the_docs_print_what_they_show():
+    """A `$ fermixnet ...` session in a doc (the model zoo's `info`) is rerun (in this process:
+    the commands above test the console script), and its output must be the one shown."""
+    sessions = 0
+    for doc, text in DOCS.items():
+        for block in _blocks(text, "|console"):
+            for command, shown in re.findall(r"^\$ (fermixnet .*)\n((?:(?!\$ ).*\n)*)", block,
+                                             flags=re.M):
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    assert main(shlex.split(command)[1:]) == 0, f"{doc}: {command}"
+                assert out.getvalue().split() == shown.split(), f"{doc}: {command}"
+                sessions += 1
+    assert sessions >= 3
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser and its subcommands' parsers, refusing abbreviated options (`--num-class`
+    for `--num-classes`): the docs show full names."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _no_abbreviations(sub)
+    return parser
+
+
 def test_every_cli_command_in_the_docs_parses():
     """A renamed option or subcommand must not leave a doc showing a command that fails."""
-    parser, parsed = build_parser(), 0
+    parser, parsed = _no_abbreviations(build_parser()), 0
     for doc, text in DOCS.items():
         for line in _cli_lines(text):
             for variant in _variants(line):
