@@ -61,12 +61,14 @@ def _shell_lines(block: str) -> list[str]:
 
 
 def _cli_lines(text: str) -> list[str]:
-    """Every `fermixnet ...` line of the shell blocks and of the plain blocks (usage synopses,
-    `$ fermixnet ...` sessions; an indented line continues the synopsis above it)."""
+    """Every `fermixnet ...` (or `... -m fermixnet.cli ...`) line of the shell blocks and of the
+    plain blocks (usage synopses, `$ fermixnet ...` sessions; an indented line continues the
+    synopsis above it)."""
     lines = [line for block in _blocks(text, "bash|sh") for line in _shell_lines(block)]
     for block in _blocks(text, "|console"):
         joined = re.sub(r"\\\n\s*|\n[ \t]+(?=\[)", " ", block)
         lines += [re.sub(r"^\$ |\s+#.*$", "", line.strip()) for line in joined.splitlines()]
+    lines = [re.sub(r"^.*-m fermixnet\.cli ", "fermixnet ", line) for line in lines]  # torchrun
     return [line for line in lines if line.startswith("fermixnet ")]
 
 
