@@ -270,3 +270,12 @@ def test_affectnet_npy_landmark_files(tmp_path):
     assert np.allclose(ds.landmarks(0, 16, 16), from_68(pts68))
     assert ds.landmarks(1, 16, 16) is None
     assert str(tmp_path / "train_set" / "annotations" / "0_lnd.npy") in ds.source_files()
+
+
+def test_joint_data_sets_keep_their_members_landmarks(tmp_path):
+    from fermixnet.data.joint import open_datasets
+
+    a = _manifest(tmp_path / "a", [{"lm": None}, {"lm": GOOD}])
+    b = _manifest(tmp_path / "b", [{"lm": GOOD}])
+    joint = open_datasets([f"manifest:{a}", f"manifest:{b}"], "train")
+    assert [joint.landmarks(i, S, S) is None for i in range(3)] == [True, False, False]
