@@ -38,6 +38,10 @@ def _add_synth(data_subparsers: argparse._SubParsersAction) -> None:
     for split, n in DEFAULT_COUNTS.items():
         p.add_argument(f"--{split}", type=int, default=n, help=f"{split} images (default {n})")
     p.add_argument("--classes", type=int, default=7, choices=(7, 8), help="7 or 8 (+contempt)")
+    p.add_argument("--preset", default="aligned", choices=("aligned", "unaligned"),
+                   help="aligned (default: nearly upright, centred faces) or unaligned (framed "
+                   "like detector boxes: roll up to 30 degrees, shifts up to 15 %% of the side, "
+                   "scale 0.75-1.15; docs/synthetic.md)")
     p.add_argument("--workers", type=int, default=1, help="drawing processes (default 1)")
     p.add_argument(
         "--intensity",
@@ -86,7 +90,8 @@ def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Handler of ``data synth``."""
-    from fermixnet.synth.generate import SynthConfig, generate_synthetic
+    from fermixnet.synth.faces import synth_preset
+    from fermixnet.synth.generate import generate_synthetic
 
     overrides = {"num_classes": args.classes}
     if args.intensity is not None:
@@ -100,7 +105,7 @@ def run_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         size=args.size,
         counts=counts,
-        config=SynthConfig(**overrides),
+        config=synth_preset(args.preset, **overrides),
         workers=args.workers,
     )
     n, dt = sum(counts.values()), time.perf_counter() - start
