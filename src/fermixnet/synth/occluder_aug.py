@@ -191,3 +191,6 @@ class OccludedTrainSet(Subset):
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+        return [self[i] for i in indices]
