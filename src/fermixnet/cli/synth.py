@@ -74,6 +74,9 @@ def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
         help="comma list of upper,lower,left,right,corner,object (default all)",
     )
     q.add_argument("--seed", type=int, default=0, help="master seed")
+    q.add_argument("--occluders", default=None, metavar="NAMES",
+                   help="comma list of the only occluders to draw, e.g. sunglasses,scarf,phone "
+                   "(those a model did not train with; types without any are left out)")
     q.add_argument("--splits", default="test", help="comma list of splits (default test)")
     q.add_argument(
         "--random-type",
@@ -126,6 +129,8 @@ def run_occlude(args: argparse.Namespace) -> int:
         splits=splits,
         random_type=args.random_type,
         keep_clean=not args.no_clean,
+        occluders=None if args.occluders is None
+        else tuple(n.strip() for n in args.occluders.split(",") if n.strip()),
     )
     print(f"wrote occluded data set {manifest}")
     return 0
