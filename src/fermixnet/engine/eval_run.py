@@ -10,7 +10,13 @@ import torch
 from fermixnet.engine.datasets import build_test_sets
 from fermixnet.engine.distributed import resolve_device
 from fermixnet.engine.evaluate import EvalResult, ModelInputs, evaluate, shard_loader
-from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD, META_NAME, WEIGHTS_NAME
+from fermixnet.models.contract import (
+    DEFAULT_INPUT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    META_NAME,
+    WEIGHTS_NAME,
+)
 from fermixnet.run_layout import RunLayout
 
 
@@ -61,7 +67,7 @@ def evaluate_checkpoint(
     model, meta = load_checkpoint(folder, device=str(dev))
     model = model.to(dev).eval()
     classes = tuple(meta.get("classes") or ())
-    size = int(meta.get("input_size", 224))
+    size = int(meta.get("input_size", DEFAULT_INPUT_SIZE))
     if not data:
         raise ValueError("no data to evaluate on; pass --data <name>:/path/to/data")
     cache = Path(cache_dir) if cache_dir is not None else None  # the data package's default
