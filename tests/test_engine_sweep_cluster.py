@@ -19,7 +19,7 @@ pytest.importorskip("submitit")
 
 from fermixnet.cli import main
 from fermixnet.engine.checkpoint import is_complete
-from fermixnet.engine.sweep_launch import TASK_FILE, parse_time
+from fermixnet.engine.sweep_launch import parse_time
 from fermixnet.engine.sweep_status import sweep_status
 from fermixnet.synth.generate import generate_synthetic
 
@@ -63,7 +63,7 @@ class Killer(threading.Thread):
 
     def _live(self) -> list[dict]:
         out = []
-        for task in self.sweep_dir.glob(f"*/seed*/{TASK_FILE}"):
+        for task in self.sweep_dir.glob("*/seed*/task.json"):
             try:
                 rec = json.loads(task.read_text())
                 if rec["state"] == "running":
@@ -77,7 +77,7 @@ class Killer(threading.Thread):
         while not self.stop.is_set():
             self.most_at_once = max(self.most_at_once, len(self._live()))
             if self.killed_midway is None and is_complete(self.victim / "checkpoints" / "last"):
-                rec = json.loads((self.victim / TASK_FILE).read_text())
+                rec = json.loads((self.victim / "task.json").read_text())
                 done = (self.victim / "metrics.json").is_file() and json.loads(
                     (self.victim / "metrics.json").read_text()).get("status") == "complete"
                 os.kill(rec["pid"], signal.SIGKILL)
