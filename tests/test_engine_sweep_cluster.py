@@ -117,7 +117,7 @@ def test_submitit_tasks_two_at_a_time_kill_and_resubmit(recipes, monkeypatch):
     assert "mixed seed 1: partial, resuming" in log
     # Logs are no terminal: progress comes as lines (training steps, evaluation batches).
     err = next((out / ".submitit" / new_job).glob("*_log.err")).read_text()
-    assert re.search(r"^epoch 2: 1/3 \(33%\) loss=\d\.\d{4} .*eta ", err, re.M), err[-2000:]
+    assert re.search(r"^epoch 2: 1/3 \(33%\) loss=\d+\.\d{4} .*eta ", err, re.M), err[-2000:]
     assert "eval: 1/1 (100%)" in err
     history = json.loads((out / "mixed" / "seed1" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
