@@ -29,6 +29,7 @@ from fermixnet.config import Config
 from fermixnet.demo.arms import BASELINE_OVERRIDES, RECIPES, Arm, held_out, resolve_arms
 from fermixnet.demo.summary import DemoRow, row_from_eval
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import ComparisonLayout, RunLayout
 
 MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
 """(label, run folder name) of the baseline and of FERMixNet, the default arms, in table order."""
@@ -107,6 +108,11 @@ class CompareSettings:
         """The arms, the first one the reference of the differences."""
         return resolve_arms(self.arms, self.recipes, self.recipe)
 
+    @property
+    def layout(self) -> ComparisonLayout:
+        """Where the copies, the cache, the runs and the report go under `out`."""
+        return ComparisonLayout(self.out)
+
 
 @dataclass
 class Comparison:
@@ -153,7 +159,7 @@ def compare_configs(s: CompareSettings, seed: int, plan: DataPlan) -> list[Confi
     from fermixnet.config import load_config
 
     base = [f"data.train={_flow_list(plan.train)}", f"data.val={_flow_list(plan.val)}",
-            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.out / 'cache'}",
+            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.layout.cache}",
             f"train.seed={seed}"]
     if plan.val:
         base.append("data.val_fraction=0.0")
@@ -203,7 +209,7 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
         n_val += n
     if not has_val:
         n_val = 0
-    folders = [s.out / "data" / f"{label}_occluded" for label in eval_set_names(s.data)]
+    folders = [s.layout.data / f"{label}_occluded" for label in eval_set_names(s.data)]
     return DataPlan(train=list(s.data), val=list(s.data) if has_val else [],
                     test=[f"manifest:{f}" for f in folders],
                     counts=(n_train, n_val, n_test * (1 + len(OCCLUSION_TYPES))))
@@ -263,7 +269,8 @@ def first_batch(spec: str, size: int, batch: int):
 
 def _epochs_done(run_dir: Path) -> int:
     try:
-        return int(json.loads((run_dir / "metrics.json").read_text())["epochs_completed"])
+        metrics = RunLayout(run_dir).metrics_json
+        return int(json.loads(metrics.read_text())["epochs_completed"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -272,7 +279,7 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
     """Measure each model's speed on the first training batch; the estimate of what is left."""
     from fermixnet.demo.estimate import format_estimate, measure_speed, run_cost
     from fermixnet.engine.distributed import resolve_device
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
 
     arms = s.arm_list()
     pending = [(seed, i) for seed in s.seeds for i in range(len(arms))
@@ -293,7 +300,7 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
 
 
 def _run_dir(s: CompareSettings, seed: int, arm: int) -> Path:
-    return s.out / "runs" / f"seed{seed}" / s.arm_list()[arm].name
+    return s.layout.run(seed, s.arm_list()[arm].name).root
 
 
 def _read_best(run_dir: Path, names: Sequence[str]):
@@ -302,7 +309,7 @@ def _read_best(run_dir: Path, names: Sequence[str]):
 
     out = {}
     for name in names:
-        d = json.loads((run_dir / "eval" / f"{name}-best.json").read_text())
+        d = json.loads(RunLayout(run_dir).eval_json(name, "best").read_text())
         out[name] = EvalResult(d["dataset"], tuple(d["classes"]), d["heads"])
     return out
 
@@ -312,7 +319,7 @@ def train_run(cfg: Config, run_dir: Path, label: str, seed: int, log: Callable[[
     """Train one run (resumed when half done, reused when finished); its best test results."""
     from fermixnet.data.registry import eval_set_names
     from fermixnet.engine import fit
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
     from fermixnet.report.plots import mix_samples_preview
 
     status = run_status(run_dir)
@@ -373,17 +380,17 @@ def write_compare_report(s: CompareSettings, cmp: Comparison) -> Path:
     from fermixnet.demo.summary import format_compare_summary, plot_demo, spread_rows
     from fermixnet.report import write_report
 
-    report_dir = s.out / "report"
-    report = write_report(cmp.runs, report_dir, names=cmp.names)
+    report_dir = s.layout.report
+    report = write_report(cmp.runs, report_dir.root, names=cmp.names)
     for name, rows in cmp.rows.items():
-        plot_demo(spread_rows(rows), report_dir / "plots" / f"compare_{name}.png",
+        plot_demo(spread_rows(rows), report_dir.plot(f"compare_{name}"),
                   title=f"{name}: test faces clean and occluded")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()}
     occluders = {"trained": list(cmp.trained_occluders),
                  "test": None if cmp.test_occluders is None else list(cmp.test_occluders)}
-    atomic_write(report_dir / "summary.md", format_compare_summary(
+    atomic_write(report_dir.summary_md, format_compare_summary(
         cmp.rows, settings, cmp.timings, [a.label for a in s.arm_list()], occluders))
-    atomic_write(report_dir / "summary.json", json.dumps(
+    atomic_write(report_dir.summary_json, json.dumps(
         {"settings": settings, "estimate": cmp.estimate, "timings": cmp.timings,
          **({"occluders": occluders} if cmp.test_occluders is not None else {}),
          "rows": {name: [asdict(r) for r in rows] for name, rows in cmp.rows.items()}},
@@ -395,4 +402,4 @@ def run_compare(s: CompareSettings, log: Callable[[str], None] = print) -> Path:
     """The whole comparison; returns the path of `report/summary.md`."""
     cmp = run_comparison(s, log)
     write_compare_report(s, cmp)
-    return s.out / "report" / "summary.md"
+    return s.layout.report.summary_md
