@@ -9,8 +9,8 @@ haar, mediapipe):
   real photograph (matplotlib's Grace Hopper, mirrored, turned up to 8 degrees, 80-200 px faces
   in 640x480 scenes).
 - **speed**: wall and CPU ms per ``detect`` call on one image with one face, 512x512 and
-  640x480, the detectors timed in turn in short blocks (drift affects all alike), with ratios
-  to Haar.
+  640x480, each detector alone in its own process, the processes taking turns (drift affects
+  all alike), with ratios to Haar.
 - **crop agreement**: for faces every detector found, the ``box:0.1`` crop (FER2013's framing)
   each detector's landmarks give, against YuNet's: the largest corner offset, in pixels of a
   48 px crop. ``--calibrate`` also prints where dlib's raw points and YuNet's landmarks inside
@@ -21,6 +21,9 @@ Run from the repository root: ``python benchmarks/detector_bench.py [--calibrate
 
 from __future__ import annotations
 
+import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,35 +102,50 @@ def rates(dets: dict[str, Any], sets) -> dict[str, Any]:
     return out
 
 
-def timed_blocks(fns: dict[str, Any], rounds: int, block: int = 4) -> dict[str, Any]:
-    """Wall and CPU (process) ms per call: in each round every function runs ``block`` calls in
-    a row (the first untimed), so one backend's thread pool does not spill into another's
-    timings while drift over the rounds affects all alike."""
-    wall: dict[str, list[float]] = {n: [] for n in fns}
-    cpu: dict[str, list[float]] = {n: [] for n in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            fn()
-            for _ in range(block - 1):
-                t, c = time.perf_counter(), time.process_time()
-                fn()
-                wall[name].append(time.perf_counter() - t)
-                cpu[name].append(time.process_time() - c)
-    return {n: {"wall_ms": median(wall[n]) * 1e3, "cpu_ms": median(cpu[n]) * 1e3} for n in fns}
+SIZES = ((512, 512), (480, 640))
 
 
-def speed(dets: dict[str, Any], rounds: int) -> dict[str, Any]:
-    """Median ms per detect call at 512x512 and 640x480 (one face), with ratios to Haar."""
+def time_one(name: str, calls: int) -> dict[str, Any]:
+    """Wall and CPU (process) ms of ``calls`` detect calls per size, after one untimed call."""
+    det = create_detector(name)
     out: dict[str, Any] = {}
-    for h, w in ((512, 512), (480, 640)):
+    for h, w in SIZES:
         img, _ = scene_with_faces(0, 1, size=max(h, w), face=160)
         img = np.ascontiguousarray(img[:h, :w])
-        res: dict[str, Any] = timed_blocks(
-            {n: (lambda d=d, img=img: d.detect(img)) for n, d in dets.items()}, rounds)
+        det.detect(img)
+        wall, cpu = [], []
+        for _ in range(calls):
+            t, c = time.perf_counter(), time.process_time()
+            det.detect(img)
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out[f"{w}x{h}"] = {"wall": wall, "cpu": cpu}
+    return out
+
+
+def speed(names: list[str], rounds: int, calls: int) -> dict[str, Any]:
+    """Median ms per detect call at 512x512 and 640x480 (one face), with ratios to Haar.
+
+    Each detector runs alone in its own process, as in ``predict`` or ``serve``: in one process,
+    OpenCV's worker threads still spin after a Haar call and slow the next backend's call 2-3x.
+    The processes take turns over ``rounds`` so that drift in the machine's load hits all alike.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(rounds):
+        for name in names:
+            proc = subprocess.run([sys.executable, __file__, "--time-one", name, "--calls",
+                                   str(calls)], capture_output=True, text=True, check=True)
+            runs[name].append(json.loads(proc.stdout.splitlines()[-1]))
+    out: dict[str, Any] = {}
+    for h, w in SIZES:
+        size = f"{w}x{h}"
+        res: dict[str, Any] = {
+            n: {f"{k}_ms": median([t for r in runs[n] for t in r[size][k]]) * 1e3
+                for k in ("wall", "cpu")} for n in names}
         if "haar" in res:
             for key in ("wall_ms", "cpu_ms"):
-                res[f"haar_over_{key}"] = {n: res["haar"][key] / res[n][key] for n in dets}
-        out[f"{w}x{h}"] = res
+                res[f"haar_over_{key}"] = {n: res["haar"][key] / res[n][key] for n in names}
+        out[size] = res
     return out
 
 
@@ -212,15 +230,20 @@ def print_tables(res: dict[str, Any]) -> None:
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=10, help="scenes per set (photo: twice)")
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds (3 calls each)")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (one process each)")
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per round and size")
+    parser.add_argument("--time-one", help=argparse.SUPPRESS)
     parser.add_argument("--calibrate", action="store_true", help="also print the calibration")
     args = parser.parse_args()
+    if args.time_one:  # a timing child process of speed()
+        print(json.dumps(time_one(args.time_one, args.calls)))
+        return
     if args.smoke:
-        args.scenes, args.rounds = 2, 1
+        args.scenes, args.rounds, args.calls = 2, 1, 2
     dets = detectors()
     sets = scene_sets(args.scenes)
     res: dict[str, Any] = {"detectors": list(dets), "rates": rates(dets, sets),
-                           "speed": speed(dets, args.rounds)}
+                           "speed": speed(list(dets), args.rounds, args.calls)}
     res["agreement"] = agreement(dets, sets) if "yunet" in dets else {}
     if args.calibrate and {"yunet", "dlib", "haar"} <= set(dets):
         res["calibration"] = calibrate(dets, sets)

@@ -21,9 +21,10 @@ Backends (all offline: their model files come inside an installed package, nothi
 carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.align`), in one
 convention: where YuNet puts them. Detectors whose models give other points are mapped onto it
 by a fitted template: dlib's eye centres and nose base sit at :data:`DLIB_POINTS` (measured
-against YuNet), BlazeFace's eyes, nose tip and mouth centre at the template's, and a Haar box
-holds the template itself (:func:`box_landmarks`; YuNet's landmarks sit there, measured). So a
-``box`` framing crops the same square around a face whichever detector found it
+against YuNet), BlazeFace's eyes, nose tip and mouth centre at the template's (not measured:
+MediaPipe is not installed here), and a Haar box holds :data:`~fermixnet.framing.BOX_TEMPLATE`
+(:func:`box_landmarks`: where YuNet's landmarks sit in Haar boxes, measured). So a ``box``
+framing crops the same square around a face whichever detector found it
 (benchmarks/detector_bench.py measures the agreement; tests/test_framing.py holds it).
 """
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fermixnet.framing import BOX_TEMPLATE
 from fermixnet.inference.align import RAFDB_TEMPLATE, apply_similarity, estimate_similarity
 from fermixnet.inference.detection import Face, FaceDetector, check_image
 from fermixnet.inference.yunet import YUNET_INSTALL, YuNetDetector
@@ -162,10 +164,10 @@ def fitted_landmarks(points: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def box_landmarks(box: tuple[float, float, float, float]) -> np.ndarray:
-    """Template landmarks placed in a face box (for box-only detectors: where YuNet's landmarks
-    sit in an OpenCV Haar box on average, within 1-3 % of its side; detector_bench.py)."""
+    """Landmarks placed in a face box (box-only detectors): :data:`BOX_TEMPLATE`, where YuNet's
+    landmarks sit in an OpenCV Haar box on average."""
     x0, y0, x1, y1 = box
-    return RAFDB_TEMPLATE * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
+    return BOX_TEMPLATE * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
 
 
 @register_detector("aligned")
@@ -194,11 +196,12 @@ def _package_file(package: str, *parts: str) -> Path:
 register_detector("yunet", module="yuface", install=YUNET_INSTALL)(YuNetDetector)
 
 # Where dlib's eye centres (the means of its eye corners) and its nose point sit in the frame in
-# which YuNet's five landmarks of the same face fit RAFDB_TEMPLATE (mean over 120 faces, a real
-# photo and generated ones, mirrored to be symmetric: benchmarks/detector_bench.py --calibrate).
+# which YuNet's five landmarks of the same face fit RAFDB_TEMPLATE: the mean over 86 faces found
+# by both (40 of a real photograph, 46 drawn and generated; per face they scatter by 0.02-0.03),
+# mirrored to be symmetric (`python benchmarks/detector_bench.py --calibrate --scenes 20`).
 # dlib's nose point is the base of the nose, well below the tip: read as the tip, as before,
-# it stretched the face and moved a `box` crop down by ~8 % of its side.
-DLIB_POINTS: np.ndarray = np.array([[0.330, 0.430], [0.670, 0.430], [0.500, 0.650]])
+# it stretched the face, and a `box` crop came out lower and larger.
+DLIB_POINTS: np.ndarray = np.array([[0.339, 0.431], [0.661, 0.431], [0.500, 0.653]])
 
 
 @register_detector("dlib", module="dlib")
