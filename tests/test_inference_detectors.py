@@ -115,3 +115,19 @@ def test_detectors_reject_empty_and_wrong_dtype_images(name, image, message):
     det = create_detector(name)
     with pytest.raises(ValueError, match=f"{name} detector: .*{message}"):
         det.detect(image)
+
+
+@needs_yuface
+def test_yunet_runs_one_thread_and_leaves_torchs_threads_as_they_were():
+    # torch's libgomp, once loaded, is the OpenMP runtime libfacedetection calls: the detector
+    # sets one thread for its call and must restore torch's setting afterwards.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        img, _ = scene_with_faces(1, n_faces=1, size=320, face=96)
+        assert len(create_detector("yunet", threads=1).detect(img)) == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -8,15 +8,17 @@ tip, mouth corner on the image's left, mouth corner on the image's right. Its wh
 CPython 3.10 and 3.11 on Linux x86_64 (and 3.11 on Windows); ``auto`` falls back to dlib or
 Haar elsewhere.
 
-The network runs on a copy of the image shrunk to ``max_side`` (320 px by default: YuNet is
-trained for such inputs; it still finds faces of ~12 px there, i.e. ~24 px in a 640x480 frame),
-and its boxes and landmarks are mapped back to the input's pixels.
+The network runs on a copy of the image shrunk to ``max_side`` (320 px by default), and its
+boxes and landmarks are mapped back to the input's pixels. In 640x480 frames it then finds faces
+of ~50 px and more; ``max_side=640`` finds ~32 px faces (docs/inference.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +32,34 @@ YUNET_INSTALL = (
 )
 
 
-def _openmp(package_dir: Path) -> ctypes.CDLL | None:
-    """The OpenMP runtime bundled in the yuface wheel (Linux), to set its thread count."""
+def _openmp_runtimes(package_dir: Path) -> list[ctypes.CDLL]:
+    """The OpenMP runtimes libfacedetection may call: the one bundled in the yuface wheel, and
+    the process's global one. torch loads its libgomp into the global scope, and once it has,
+    libfacedetection's OpenMP calls bind to torch's runtime, not its own."""
+    found = []
     libs = sorted((package_dir.parent / "yuface.libs").glob("libgomp*.so*"))
+    for lib in [*libs[:1], None]:
+        try:
+            rt = ctypes.CDLL(None if lib is None else str(lib))
+            rt.omp_get_max_threads, rt.omp_set_num_threads  # noqa: B018 (both must exist)
+        except (OSError, AttributeError, TypeError):
+            continue
+        found.append(rt)
+    return found
+
+
+@contextlib.contextmanager
+def _omp_threads(runtimes: list[ctypes.CDLL], threads: int) -> Iterator[None]:
+    """OpenMP's thread count set to ``threads`` for the calling thread, restored afterwards
+    (torch reads the same setting for its own intra-op threads)."""
+    before = [rt.omp_get_max_threads() for rt in runtimes]
+    for rt in runtimes:
+        rt.omp_set_num_threads(threads)
     try:
-        return ctypes.CDLL(str(libs[0])) if libs else None
-    except OSError:
-        return None
+        yield
+    finally:
+        for rt, n in zip(runtimes, before, strict=True):
+            rt.omp_set_num_threads(n)
 
 
 class YuNetDetector:
@@ -46,10 +69,9 @@ class YuNetDetector:
         max_side: the image is shrunk so that its longer side is at most this many pixels before
             detection (never enlarged); smaller is faster and misses more small faces.
         min_score: detections with a lower confidence (0-1) are dropped.
-        threads: OpenMP threads of the detector (Linux wheel). One by default: the network is
-            small at 320 px, and a second pool of spinning threads slows the classifier's
-            (torch's) own threads in the same process, badly so on a loaded machine
-            (benchmarks/detector_bench.py).
+        threads: OpenMP threads of the detector during a call (Linux; restored afterwards). One
+            by default: the network is small at 320 px, and OpenMP's spinning threads made it
+            ~10x slower in CPU time on a loaded 2-core machine (benchmarks/detector_bench.py).
 
     Raises:
         ValueError: ``max_side``, ``min_score`` or ``threads`` out of range.
@@ -70,7 +92,7 @@ class YuNetDetector:
         self._detect = yuface.detect
         spec = importlib.util.find_spec("yuface")
         origin = spec.origin if spec is not None else None
-        self._omp = _openmp(Path(origin).parent) if origin else None
+        self._omp = _openmp_runtimes(Path(origin).parent) if origin else []
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, best first.
@@ -88,11 +110,10 @@ class YuNetDetector:
             scale_xy = np.array([size[0] / w, size[1] / h])
         else:
             scale_xy = np.ones(2)
-        if self._omp is not None:  # per calling thread: OpenMP's thread count is thread-local
-            self._omp.omp_set_num_threads(self.threads)
         # YuNet was trained on OpenCV's BGR order.
-        confs, boxes, marks = self._detect(np.ascontiguousarray(small[:, :, ::-1]),
-                                           conf=self.min_score)
+        with _omp_threads(self._omp, self.threads):
+            confs, boxes, marks = self._detect(np.ascontiguousarray(small[:, :, ::-1]),
+                                               conf=self.min_score)
         faces = []
         for conf, box, lm in zip(confs, boxes, marks, strict=True):
             x, y, bw, bh = np.asarray(box, dtype=np.float64)  # int16 in the working image
