@@ -131,3 +131,18 @@ def test_yunet_runs_one_thread_and_leaves_torchs_threads_as_they_were():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@needs_yuface
+def test_predictor_with_the_default_detector_finds_and_classifies_faces(checkpoint):
+    from fermixnet.inference import Predictor
+
+    pred = Predictor.from_checkpoint(checkpoint)  # detector "auto": yunet
+    assert pred.detector.name == "yunet"
+    img, boxes = scene_with_faces(3, n_faces=2, size=384, face=96)
+    res = pred.predict_batch([img])[0]
+    assert len(res.faces) == 2
+    for true in boxes:
+        assert max(box_iou(f.box, true) for f in res.faces) > 0.4
+    for face in res.faces:
+        assert sum(face.probs.values()) == pytest.approx(1.0, abs=1e-4)
