@@ -146,3 +146,25 @@ def test_predictor_with_the_default_detector_finds_and_classifies_faces(checkpoi
         assert max(box_iou(f.box, true) for f in res.faces) > 0.4
     for face in res.faces:
         assert sum(face.probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.slow
+@needs_yuface
+def test_detector_bench_smoke_writes_rates_speed_and_agreement(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    out = tmp_path / "detector.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "detector_bench.py"),
+                           "--smoke", "--out", str(out)], capture_output=True, text=True,
+                          env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())["results"]
+    assert "yunet" in res["detectors"] and "yunet" in res["rates"]["photo"]
+    assert res["speed"]["640x480"]["yunet"]["cpu_ms"] > 0
+    assert "| scenes | yunet" in proc.stdout
