@@ -65,6 +65,7 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from fermixnet.demo.compare import CompareSettings, run_compare
+    from fermixnet.run_layout import ReportLayout
 
     settings = CompareSettings(
         data=tuple(args.data), out=args.out, recipe=args.recipe, seeds=tuple(args.seeds),
@@ -73,12 +74,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     summary = run_compare(settings, log=lambda line: print(line, flush=True))
     print()
     print(summary.read_text())
-    print(f"report: {summary.parent / 'report.md'}")
+    print(f"report: {ReportLayout(summary.parent).markdown}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from fermixnet.demo import DemoSettings, run_demo
+    from fermixnet.run_layout import ReportLayout
 
     given = {k: getattr(args, k) for k in ("size", "train", "val", "test") if getattr(args, k)}
     settings = DemoSettings(out=args.out, seeds=tuple(args.seeds), data_seed=args.data_seed,
@@ -86,6 +88,6 @@ def _run(args: argparse.Namespace) -> int:
                             **given)
     result = run_demo(settings)
     print()
-    print((result.report.parent / "summary.md").read_text())
+    print(ReportLayout(result.report.parent).summary_md.read_text())
     print(f"report: {result.report}")
     return 0

@@ -26,6 +26,7 @@ from typing import Any
 from fermixnet.config import Config
 from fermixnet.demo.summary import DemoRow, row_from_eval
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import ComparisonLayout, RunLayout
 
 RECIPES = Path(__file__).parent / "recipes"
 MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
@@ -95,6 +96,11 @@ class CompareSettings:
         if self.size is not None and self.size < 32:
             raise ValueError(f"--size must be at least 32 pixels, got {self.size}")
 
+    @property
+    def layout(self) -> ComparisonLayout:
+        """Where the copies, the cache, the runs and the report go under `out`."""
+        return ComparisonLayout(self.out)
+
 
 @dataclass
 class Comparison:
@@ -142,7 +148,7 @@ def compare_configs(s: CompareSettings, seed: int, plan: DataPlan) -> list[Confi
     from fermixnet.config import load_config
 
     base = [f"data.train={_flow_list(plan.train)}", f"data.val={_flow_list(plan.val)}",
-            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.out / 'cache'}",
+            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.layout.cache}",
             f"train.seed={seed}"]
     if plan.val:
         base.append("data.val_fraction=0.0")
@@ -169,6 +175,9 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
 
     for spec in s.data:
         check_data_spec(spec, "--data")
+        if "split" in parse_data_spec(spec)[2]:
+            raise ValueError(f"--data {spec!r}: compare reads the train, val and test splits of "
+                             "each data set itself; drop the split= option")  # fmt: skip
     n_train = n_val = n_test = 0
     has_val = True
     for spec in s.data:
@@ -188,7 +197,7 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
         n_val += n
     if not has_val:
         n_val = 0
-    folders = [s.out / "data" / f"{label}_occluded" for label in eval_set_names(s.data)]
+    folders = [s.layout.data / f"{label}_occluded" for label in eval_set_names(s.data)]
     return DataPlan(train=list(s.data), val=list(s.data) if has_val else [],
                     test=[f"manifest:{f}" for f in folders],
                     counts=(n_train, n_val, n_test * (1 + len(OCCLUSION_TYPES))))
@@ -243,7 +252,8 @@ def first_batch(spec: str, size: int, batch: int):
 
 def _epochs_done(run_dir: Path) -> int:
     try:
-        return int(json.loads((run_dir / "metrics.json").read_text())["epochs_completed"])
+        metrics = RunLayout(run_dir).metrics_json
+        return int(json.loads(metrics.read_text())["epochs_completed"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -252,7 +262,7 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
     """Measure each model's speed on the first training batch; the estimate of what is left."""
     from fermixnet.demo.estimate import format_estimate, measure_speed, run_cost
     from fermixnet.engine.distributed import resolve_device
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
 
     pending = [(seed, i) for seed in s.seeds for i in range(len(MODELS))
                if run_status(_run_dir(s, seed, i)) != "complete"]
@@ -272,7 +282,7 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
 
 
 def _run_dir(s: CompareSettings, seed: int, model: int) -> Path:
-    return s.out / "runs" / f"seed{seed}" / MODELS[model][1]
+    return s.layout.run(seed, MODELS[model][1]).root
 
 
 def _read_best(run_dir: Path, names: Sequence[str]):
@@ -281,7 +291,7 @@ def _read_best(run_dir: Path, names: Sequence[str]):
 
     out = {}
     for name in names:
-        d = json.loads((run_dir / "eval" / f"{name}-best.json").read_text())
+        d = json.loads(RunLayout(run_dir).eval_json(name, "best").read_text())
         out[name] = EvalResult(d["dataset"], tuple(d["classes"]), d["heads"])
     return out
 
@@ -291,7 +301,7 @@ def train_run(cfg: Config, run_dir: Path, label: str, seed: int, log: Callable[[
     """Train one run (resumed when half done, reused when finished); its best test results."""
     from fermixnet.data.registry import eval_set_names
     from fermixnet.engine import fit
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
     from fermixnet.report.plots import mix_samples_preview
 
     status = run_status(run_dir)
@@ -347,14 +357,14 @@ def write_compare_report(s: CompareSettings, cmp: Comparison) -> Path:
     from fermixnet.demo.summary import format_compare_summary, plot_demo, spread_rows
     from fermixnet.report import write_report
 
-    report_dir = s.out / "report"
-    report = write_report(cmp.runs, report_dir, names=cmp.names)
+    report_dir = s.layout.report
+    report = write_report(cmp.runs, report_dir.root, names=cmp.names)
     for name, rows in cmp.rows.items():
-        plot_demo(spread_rows(rows), report_dir / "plots" / f"compare_{name}.png",
+        plot_demo(spread_rows(rows), report_dir.plot(f"compare_{name}"),
                   title=f"{name}: test faces clean and occluded")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()}
-    atomic_write(report_dir / "summary.md", format_compare_summary(cmp.rows, settings, cmp.timings))
-    atomic_write(report_dir / "summary.json", json.dumps(
+    atomic_write(report_dir.summary_md, format_compare_summary(cmp.rows, settings, cmp.timings))
+    atomic_write(report_dir.summary_json, json.dumps(
         {"settings": settings, "estimate": cmp.estimate, "timings": cmp.timings,
          "rows": {name: [asdict(r) for r in rows] for name, rows in cmp.rows.items()}},
         indent=1, default=str))
@@ -365,4 +375,4 @@ def run_compare(s: CompareSettings, log: Callable[[str], None] = print) -> Path:
     """The whole comparison; returns the path of `report/summary.md`."""
     cmp = run_comparison(s, log)
     write_compare_report(s, cmp)
-    return s.out / "report" / "summary.md"
+    return s.layout.report.summary_md

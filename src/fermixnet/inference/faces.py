@@ -9,7 +9,7 @@ Backends (all offline: their model files come inside an installed package, nothi
 - ``dlib``: dlib's HOG detector + its 5-point landmark model (``faces`` extra: ``dlib-bin`` and
   ``face_recognition_models``).
 - ``dlib-cnn``: dlib's CNN (MMOD) detector, same landmarks; finds more turned faces, slow on CPU.
-- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), very fast, robust to occlusion;
+- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), the fastest;
   installed by hand (docs/inference.md: it pins ``protobuf<5``, hence ``onnx<1.18``, and depends
   on a non-headless OpenCV and jax, which it does not need here).
 - ``haar``: OpenCV's Haar cascade (boxes only; landmarks placed by the template). The fallback
@@ -58,8 +58,8 @@ __all__ = [
 
 _DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
 _REQUIRES: dict[str, tuple[str, str]] = {}  # name -> (module to find, how to install it)
-# Best first (docs/inference.md): YuNet is the fastest and gives all five landmarks; BlazeFace
-# found the most occluded faces; dlib before Haar for its landmarks.
+# Best first (docs/inference.md): YuNet gives all five landmarks and found the most faces, occluded
+# ones included; BlazeFace is faster still but installed by hand; dlib before Haar for landmarks.
 _AUTO_ORDER: tuple[str, ...] = ("yunet", "mediapipe", "dlib", "haar")
 _FACES_EXTRA = "pip install 'fermixnet[faces]'"
 
