@@ -127,7 +127,7 @@ def run(args, work: Path) -> dict[str, Any]:
           f"{'boxes':>8s}   (frames/s)  frame/predict  faces/s with boxes", file=sys.stderr)
     for backend in args.backends:
         kind = "torch" if backend == "torch" else "onnxruntime"
-        pred = Predictor.from_checkpoint(models[backend], backend=kind, detector="auto")
+        pred = Predictor.from_checkpoint(models[backend], backend=kind, detector=args.detector)
         out[backend] = {"detector": pred.detector.name}
         for n, (frames, boxes) in clips.items():
             r = measure(pred, frames, boxes, args.batch)
@@ -138,7 +138,7 @@ def run(args, work: Path) -> dict[str, Any]:
                   f"{r['frames']:8.1f} {r['boxes']:8.1f}   {r['ratio_frame_vs_predict']:11.2f}x"
                   f"  {r['faces_per_s_boxes']:8.1f}  (found {r['faces_found']:.1f} faces)",
                   file=sys.stderr)
-        served = load_served_model(models[backend], detector="auto", workers=1)
+        served = load_served_model(models[backend], detector=args.detector, workers=1)
         ms = stages(served, clips[1][0][0], args.repeats)
         total = sum(ms.values())
         out[backend]["stages_ms"] = ms
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="frames timed per stage")
     parser.add_argument("--backends", nargs="+", choices=("torch", "onnxruntime", "int8"),
                         default=["torch", "onnxruntime", "int8"])
+    parser.add_argument("--detector", default="auto", help="face detector")
     parser.add_argument("--size", type=int, default=112, help="model input size")
     args = parser.parse_args()
     setup(args)

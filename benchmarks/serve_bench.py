@@ -71,13 +71,13 @@ def free_port() -> int:
 
 
 def start_server(checkpoint: Path, port: int, threads: int, workers: int | None,
-                 src: Path | None = None) -> subprocess.Popen:
+                 src: Path | None = None, detector: str = "auto") -> subprocess.Popen:
     """The real CLI on 127.0.0.1:port (``src``: another version's sources); returns once
     /api/health answers."""
     import httpx2 as httpx  # the test extra's HTTP client (Starlette's test client uses it)
 
     cmd = [sys.executable, "-m", "fermixnet.cli", "serve", "--checkpoint", str(checkpoint),
-           "--port", str(port), "--detector", "auto"]
+           "--port", str(port), "--detector", detector]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     env = dict(os.environ)
@@ -157,7 +157,7 @@ def serve_and_load(args, checkpoint: Path, mode: str, photo: bytes) -> dict[str,
     old = mode == "before" and args.before_src is not None
     port = free_port()
     proc = start_server(checkpoint, port, args.threads, None if old else workers,
-                        args.before_src if old else None)
+                        args.before_src if old else None, args.detector)
     try:
         url = f"http://127.0.0.1:{port}{path}"
         load(url, photo, 1, 3, 60)  # warm-up: the first requests pay lazy set-up
@@ -173,6 +173,7 @@ def run(args, work: Path) -> dict[str, Any]:
     models = write_models(work, args.size, args.backends)
     out: dict[str, Any] = {"clients": args.clients, "model_size": args.size,
                            "photo_side": args.side, "face_side": args.face,
+                           "detector": args.detector,
                            "before": "old code" if args.before_src else "/api/predict, 1 worker"}
     print(f"{'backend':12s} {'clients':>7s} {'before req/s':>12s} {'p95 ms':>8s} "
           f"{'after req/s':>12s} {'p95 ms':>8s} {'ratio':>6s}", file=sys.stderr)
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--before-src", type=Path, default=None,
                         help="the previous version's src/ folder: it serves the 'before' runs")
+    parser.add_argument("--detector", default="auto", help="face detector of the server")
     parser.add_argument("--side", type=int, default=512, help="photo side in pixels")
     parser.add_argument("--face", type=int, default=160, help="face side in pixels")
     parser.add_argument("--size", type=int, default=112, help="model input size")
