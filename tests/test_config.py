@@ -120,3 +120,38 @@ def test_saved_config_reloads_identically(tmp_path):
     cfg.save(tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg.__class__(
         **{**cfg.__dict__, "name": cfg.name})
+
+
+def test_choice_lists_are_the_registries(monkeypatch):
+    """`mix.method`, `aug.preset` and `optim.name` accept exactly the names their builders know."""
+    import torch
+
+    from fermixnet.augment import MIXERS
+    from fermixnet.augment.transforms import PRESETS, build_transform
+    from fermixnet.config import OPTIMIZERS, AugConfig, MixConfig, OptimConfig
+    from fermixnet.engine.optim import build_optimizer
+
+    monkeypatch.setitem(MIXERS, "toy_mixer", object)
+    assert MixConfig(method="toy_mixer").method == "toy_mixer"  # a new mixer needs no config edit
+    with pytest.raises(ValueError, match=r"mix\.method"):
+        MixConfig(method="not_a_mixer")
+    for preset in PRESETS:
+        assert AugConfig(preset=preset).preset == preset
+        build_transform(preset, 32)  # every accepted preset builds
+    with pytest.raises(ValueError, match=r"aug\.preset"):
+        AugConfig(preset="not_a_preset")
+    layer = torch.nn.Linear(2, 2)
+    for name in OPTIMIZERS:
+        assert isinstance(build_optimizer(OptimConfig(name=name), layer), torch.optim.Optimizer)
+    with pytest.raises(ValueError, match=r"optim\.name"):
+        OptimConfig(name="not_an_optimiser")
+
+
+def test_one_default_input_size():
+    from fermixnet.config import ModelConfig
+    from fermixnet.inference.predictor import predictor_options
+    from fermixnet.models.contract import DEFAULT_INPUT_SIZE
+
+    assert ModelConfig().input_size == DEFAULT_INPUT_SIZE
+    opts = predictor_options({"num_classes": 7})  # a checkpoint that does not record its size
+    assert opts["input_size"] == (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)

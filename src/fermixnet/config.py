@@ -17,11 +17,17 @@ from typing import Any
 
 import yaml
 
+from fermixnet.augment import MIXERS
 from fermixnet.augment.fermix import DEFAULT_PROBS, check_probs
+from fermixnet.augment.transforms import PRESETS
 from fermixnet.config_types import build_dataclass, plain_tree
 from fermixnet.config_yaml import apply_overrides, read_yaml_tree
 from fermixnet.labels import CANONICAL
-from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
+from fermixnet.models.contract import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
+
+# Optimisers of the recipes by name: the class of `torch.optim` each builds
+# (`fermixnet.engine.optim.build_optimizer`).
+OPTIMIZERS: dict[str, str] = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
 def _check(ok: bool, key: str, expected: str, got: Any, example: str) -> None:
@@ -49,7 +55,7 @@ class ModelConfig:
     """Mid-level representation branch after conv4_x (Eq. 6); off gives the vanilla ResNet."""
     pretrained: str | None = None
     """Path of backbone weights (e.g. MS-Celeb-1M ResNet-18 .pth); nothing is downloaded."""
-    input_size: int = 224
+    input_size: int = DEFAULT_INPUT_SIZE
     """Side of the square input images in pixels (the cache stores images at this size)."""
 
     def __post_init__(self) -> None:
@@ -117,7 +123,7 @@ class AugConfig:
     """flip_affine: range of the random scale."""
 
     def __post_init__(self) -> None:
-        _check_choice(self.preset, "aug.preset", ("flip_crop", "flip_affine", "none"))
+        _check_choice(self.preset, "aug.preset", PRESETS)
         _check(0.0 <= self.crop_padding <= 0.5, "aug.crop_padding", "in [0, 0.5]",
                self.crop_padding, "0.125")
         _check_choice(self.crop_padding_mode, "aug.crop_padding_mode", ("constant", "reflect"))
@@ -144,7 +150,7 @@ class MixConfig:
     """Extra keyword arguments of the mixer (e.g. cutmix/mixup `alpha`, cutout `size`)."""
 
     def __post_init__(self) -> None:
-        _check_choice(self.method, "mix.method", ("fermix", "cutout", "cutmix", "mixup", "none"))
+        _check_choice(self.method, "mix.method", (*MIXERS, "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
         if self.method == "fermix":
             try:
@@ -188,7 +194,7 @@ class OptimConfig:
     """Clip the gradient norm to this value (off when null)."""
 
     def __post_init__(self) -> None:
-        _check_choice(self.name, "optim.name", ("sgd", "adam", "adamw"))
+        _check_choice(self.name, "optim.name", tuple(OPTIMIZERS))
         _check(self.lr > 0, "optim.lr", "> 0", self.lr, "0.1")
         _check(0.0 <= self.momentum < 1.0, "optim.momentum", "in [0, 1)", self.momentum, "0.9")
         _check(self.weight_decay >= 0, "optim.weight_decay", ">= 0", self.weight_decay, "1e-4")

@@ -126,12 +126,11 @@ def _to_uint8(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndar
 
 def mix_pair(a: Tensor, b: Tensor, region: str) -> tuple[Tensor, float]:
     """The FERMix sample of ``a`` with ``b`` (region from ``b``, Eqs. 1-4) and a's weight lambda."""
-    from fermixnet.augment import FERMix, MixParams
+    from fermixnet.augment import FERMix, MixParams, region_lambda
 
     mix = FERMix()
     x = torch.stack([a, b])
-    lam = 0.75 if region in ("upper_left", "upper_right") else 0.5
-    params = MixParams(region=region, perm=torch.tensor([1, 0]), lam=lam)
+    params = MixParams(region=region, perm=torch.tensor([1, 0]), lam=region_lambda(region))
     y = torch.eye(2)
     x_mix, _ = mix.apply(x, y, params)
     return x_mix[0], mix.lam_for(params, a.shape[-2], a.shape[-1])

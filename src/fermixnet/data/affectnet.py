@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -33,7 +33,7 @@ from fermixnet.data.imageio import (
     decode_error,
     pil_to_rgb_array,
 )
-from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.data.sampling import class_balanced_downsample
 from fermixnet.data.subsets import attach_lists
 
@@ -247,17 +247,19 @@ def affectnet_dataset(
     root: Path,
     split: str = "train",
     *,
-    num_classes: object = 7,
-    layout: str = "auto",
-    balance: str = "none",
-    max_per_class: object = None,
-    seed: object = 0,
+    num_classes: Literal[7, 8] = 7,
+    layout: Literal["auto", "csv", "npy"] = "auto",
+    balance: Literal["none", "downsample"] = "none",
+    max_per_class: int | None = None,
+    seed: int = 0,
     occlusion_list: str | None = None,
     pose30_list: str | None = None,
     pose45_list: str | None = None,
-    skip_bad: object = False,
+    skip_bad: bool = False,
 ) -> FERDataset:
     """AffectNet-7 (default) or AffectNet-8.
+
+    Options arrive typed: `registry.create_dataset` coerces a spec's strings to these hints.
 
     Args:
         root: the release folder.
@@ -274,14 +276,11 @@ def affectnet_dataset(
             images (counted) instead of failing.
     """
     split = check_split("affectnet", split, ("train", "val", "test"))
-    n = as_int(num_classes, "num_classes")
+    n, skip = num_classes, skip_bad
     labels.class_names(n)
     report = DatasetReport(expected=EXPECTED.get((n, "train" if split == "train" else "val")))
-    skip = as_bool(skip_bad, "skip_bad")
     if layout == "auto":
         layout = "npy" if (root / NPY_SETS[split]).is_dir() else "csv"
-    if layout not in ("csv", "npy"):
-        raise ValueError(f"affectnet: layout must be auto, csv or npy, got {layout!r}")
     boxes = lines = None
     if layout == "csv":
         samples, boxes, lines, table = _read_csv(root, split, n, report, skip)
@@ -290,11 +289,8 @@ def affectnet_dataset(
     explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}
     samples = attach_lists(samples, [root], LISTS, explicit, report,
                            label_map=labels.AFFECTNET_TO_CANONICAL, skip_bad=skip)  # fmt: skip
-    if balance not in ("none", "downsample"):
-        raise ValueError(f"affectnet: balance must be none or downsample, got {balance!r}")
     if balance == "downsample":
-        cap = None if max_per_class in (None, "") else as_int(max_per_class, "max_per_class")
-        keep = class_balanced_downsample(samples, as_int(seed, "seed"), cap)
+        keep = class_balanced_downsample(samples, seed, max_per_class)
         report.skip("down-sampled (balance)", len(samples) - len(keep))
         samples = [samples[i] for i in keep]
         boxes = boxes[keep] if boxes is not None else None

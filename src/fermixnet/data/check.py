@@ -27,7 +27,7 @@ from fermixnet.data.duplicates import (
     format_duplicates,
 )
 from fermixnet.data.imageio import ImageInfo, ImageReadError
-from fermixnet.data.registry import create_dataset
+from fermixnet.data.registry import check_options, create_dataset
 
 DEFAULT_SPLITS = {
     "rafdb": ("train", "test"),
@@ -59,6 +59,8 @@ class SplitCheck:
     lists: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     skip_bad: bool = False
+    subsets: dict[str, int] = field(default_factory=dict)
+    framing: str = ""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +76,8 @@ class CheckResult:
     root: str
     splits: list[SplitCheck]
     duplicates: DuplicateReport = field(default_factory=DuplicateReport)
+    label: str = ""
+    """The spec's `name=` option (the set's name in reports), or empty."""
 
     @property
     def ok(self) -> bool:
@@ -83,8 +87,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict, with `ok` per split and overall."""
         splits = [{**asdict(s), "ok": s.ok} for s in self.splits]
-        return {"name": self.name, "root": self.root, "ok": self.ok, "splits": splits,
-                "duplicates": asdict(self.duplicates)}  # fmt: skip
+        return {"name": self.name, "root": self.root, "label": self.label, "ok": self.ok,
+                "splits": splits, "duplicates": asdict(self.duplicates)}  # fmt: skip
 
 
 def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, Fingerprint | None]:
@@ -110,6 +114,8 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
     result.skipped = dict(ds.report.skipped)
     result.lists = {k: dict(v) for k, v in ds.report.lists.items()}
     result.notes = list(ds.report.notes)
+    result.subsets = {k: len(v) for k, v in sorted(ds.subsets().items())}
+    result.framing = str(ds.framing) if ds.framing is not None else ""
     result.expected_size = list(ds.expected_size) if ds.expected_size else None
     ids = Counter(ds.sample_id(i) for i in range(len(ds)))
     result.duplicate_entries = sum(c - 1 for c in ids.values() if c > 1)
@@ -151,15 +157,28 @@ def check_dataset(
     Args:
         name: adapter name.
         root: data folder.
-        options: adapter options (e.g. `skip_bad`).
+        options: the spec's options (e.g. `skip_bad`); a `split=` option checks that split only.
         splits: splits to check; default per adapter (folder/manifest: those present, else all).
         workers: decoding threads.
+
+    Raises:
+        ValueError: a bad spec option (`registry.check_options`), or `splits` and the spec's
+            `split=` option name different splits.
     """
+    options = dict(options or {})
+    check_options(name, options)
+    label = str(options.get("name") or "")
+    if options.get("split"):
+        own = options.pop("split")
+        if splits and splits != [own]:
+            raise ValueError(f"{name}: --split {' '.join(splits)} conflicts with the spec's "
+                             f"split={own}; give one of them")  # fmt: skip
+        splits = [own]
     requested = splits is not None or name in DEFAULT_SPLITS
     results, entries, classes = [], [], ()
     for split in _splits_to_check(name, splits):
         try:
-            ds = create_dataset(name, root, split, **(options or {}))
+            ds = create_dataset(name, root, split, **options)
         except _READ_ERRORS as err:  # OSError: e.g. a list we may not read
             absent = "split folder" in str(err) or "only split=all" in str(err)
             if absent and not requested:
@@ -174,14 +193,15 @@ def check_dataset(
         classes = ds.classes
     if not results:
         try:
-            everything = create_dataset(name, root, "all", **(options or {}))
+            everything = create_dataset(name, root, "all", **options)
             checked, entries = _check_split(everything, workers)
             results.append(checked)
             classes = everything.classes
         except _READ_ERRORS as err:
             results.append(SplitCheck(split="all", error=str(err)))
     duplicates = find_duplicates(entries, lambda label: classes[label])
-    return CheckResult(name=name, root=str(root), splits=results, duplicates=duplicates)
+    return CheckResult(name=name, root=str(root), splits=results, duplicates=duplicates,
+                       label=label)
 
 
 def _distinct(found: list[Entry], before: list[Entry]) -> list[Entry]:
@@ -196,7 +216,8 @@ def _distinct(found: list[Entry], before: list[Entry]) -> list[Entry]:
 
 def format_check(result: CheckResult) -> str:
     """Human-readable report, one block per split, problems last."""
-    lines = [f"{result.name} at {result.root}: {'OK' if result.ok else 'ERRORS'}"]
+    named = f" (name {result.label})" if result.label else ""
+    lines = [f"{result.name} at {result.root}{named}: {'OK' if result.ok else 'ERRORS'}"]
     for s in result.splits:
         if s.error and not s.images:
             lines.append(f"  {s.split}: ERROR {s.error}")
@@ -206,6 +227,10 @@ def format_check(result: CheckResult) -> str:
         lines.append("    per class: " + ", ".join(f"{k} {v}" for k, v in s.per_class.items()))
         lines.append("    stored as: " + ", ".join(f"{k} {v}" for k, v in s.kinds.items()))
         lines.append("    sizes: " + ", ".join(f"{k} {v}" for k, v in s.sizes.items()))
+        if s.framing:
+            lines.append(f"    framing: {s.framing}")
+        if s.subsets:
+            lines.append("    subsets: " + ", ".join(f"{k} {v}" for k, v in s.subsets.items()))
         if s.wrong_size:
             want = "x".join(map(str, reversed(s.expected_size or [])))
             lines.append(f"    warning: {s.wrong_size} images are not {want}")

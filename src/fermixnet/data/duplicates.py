@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from fermixnet.data.base import FERDataset
+from fermixnet.data.imageio import ImageReadError
 
 # Near-constant ("blank"): standard deviation of the pixel values below this (0..255 scale).
 BLANK_STD = 2.0
@@ -53,6 +54,22 @@ def dataset_fingerprints(ds: FERDataset, workers: int | None = None) -> list[Fin
     """`fingerprint` of every image of `ds`, decoded on a thread pool (PIL releases the GIL)."""
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         return list(pool.map(lambda i: fingerprint(ds.load(i)), range(len(ds)), chunksize=64))
+
+
+def _readable_fingerprints(ds: FERDataset, workers: int | None) -> list[Fingerprint | None]:
+    """`dataset_fingerprints`, with None for an image that cannot be decoded when `ds` was read
+    with `skip_bad` (the cache and `data check` skip and count it; it is no leak)."""
+    if not ds.report.skip_bad:
+        return list(dataset_fingerprints(ds, workers))
+
+    def one(index: int) -> Fingerprint | None:
+        try:
+            return fingerprint(ds.load(index))
+        except (ImageReadError, OSError, ValueError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, range(len(ds)), chunksize=64))
 
 
 @dataclass
@@ -152,16 +169,14 @@ def format_duplicates(report: DuplicateReport) -> list[str]:
     return lines
 
 
-def _other_splits(name: str, root: str, split: str, options: Mapping[str, Any],
+def _other_splits(name: str, split: str, open_split: Callable[[str], FERDataset],
                   own_ids: list[str]) -> list[FERDataset]:  # fmt: skip
-    from fermixnet.data.registry import create_dataset
-
     others = []
     for other in ("train", "val", "test"):
         if other == split:
             continue
         try:
-            ds = create_dataset(name, root, other, **options)
+            ds = open_split(other)
         except (ValueError, FileNotFoundError) as err:
             if any(words in str(err) for words in _NO_SUCH_SPLIT):
                 continue  # the data set has no such split
@@ -171,11 +186,18 @@ def _other_splits(name: str, root: str, split: str, options: Mapping[str, Any],
     return others
 
 
-def drop_leaked(ds: FERDataset, name: str, root: str, options: Mapping[str, Any],
+def drop_leaked(ds: FERDataset, name: str, open_split: Callable[[str], FERDataset],
                 workers: int | None = None) -> FERDataset:  # fmt: skip
     """`ds` without the images whose pixels occur in another split of the same data set.
 
     The number dropped is counted in `ds.report.skipped` under `LEAKED_REASON`.
+
+    Args:
+        ds: the split to filter.
+        name: the adapter, named in errors.
+        open_split: reads another split of the same data set with the same adapter options
+            (`registry.create_dataset` passes its reader, so this module needs no registry).
+        workers: decoding threads.
 
     Raises:
         ValueError: `ds` is the `all` split (there is no other split to compare with).
@@ -184,11 +206,11 @@ def drop_leaked(ds: FERDataset, name: str, root: str, options: Mapping[str, Any]
         raise ValueError(f"{name}: exclude_leaked=1 needs a split (train, val or test), not all")
     own_ids = [ds.sample_id(i) for i in range(len(ds))]
     seen: set[bytes] = set()
-    others = _other_splits(name, root, ds.split, options, own_ids)
+    others = _other_splits(name, ds.split, open_split, own_ids)
     for other in others:
-        seen.update(p.digest for p in dataset_fingerprints(other, workers))
-    mine = dataset_fingerprints(ds, workers)
-    keep = [i for i, p in enumerate(mine) if p.digest not in seen]
+        seen.update(p.digest for p in _readable_fingerprints(other, workers) if p is not None)
+    mine = _readable_fingerprints(ds, workers)
+    keep = [i for i, p in enumerate(mine) if p is None or p.digest not in seen]
     if len(keep) < len(ds):
         ds.report.skip(LEAKED_REASON, len(ds) - len(keep))
     compared = ", ".join(o.split for o in others) or "no other split"

@@ -14,7 +14,7 @@ from pathlib import Path
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset
 from fermixnet.data.folder import class_index, require_folder, scan_class_folders
-from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 
 EXPECTED = 400
 
@@ -40,7 +40,7 @@ def _class_root(root: Path) -> Path:
 
 
 @register_dataset("fedro")
-def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) -> FERDataset:
+def fedro_dataset(root: Path, split: str = "test", *, skip_bad: bool = False) -> FERDataset:
     """FED-RO, test only (split `test` or `all`), 7 classes.
 
     Args:
@@ -56,7 +56,7 @@ def fedro_dataset(root: Path, split: str = "test", *, skip_bad: object = False) 
     base = _class_root(root)
     report = DatasetReport(expected=EXPECTED)
     samples = scan_class_folders(
-        base, {}, report, skip_bad=as_bool(skip_bad, "skip_bad"), split="test"
+        base, {}, report, skip_bad=skip_bad, split="test"
     )
     if any(s.label >= 7 for s in samples):
         raise ValueError(f"fedro: {base} has a contempt folder; FED-RO has 7 classes")

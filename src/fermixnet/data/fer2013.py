@@ -16,6 +16,7 @@ order by `labels.FER2013_TO_CANONICAL`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
@@ -29,7 +30,7 @@ from fermixnet.data.fer2013_csv import (
     usage_split,
 )
 from fermixnet.data.folder import parse_class_map, scan_class_folders
-from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.framing import FER2013_FRAMING
 
 CSV_NAME = "fer2013.csv"
@@ -69,7 +70,8 @@ def read_csv_split(
 
 @register_dataset("fer2013", framing=FER2013_FRAMING)
 def fer2013_dataset(
-    root: Path, split: str = "train", *, layout: str = "auto", skip_bad: object = False
+    root: Path, split: str = "train", *, layout: Literal["auto", "csv", "folders"] = "auto",
+    skip_bad: bool = False,
 ) -> FERDataset:
     """FER2013, 7 classes, from `fer2013.csv` or from its image-folder copy.
 
@@ -79,9 +81,7 @@ def fer2013_dataset(
         layout: auto, csv or folders.
         skip_bad: skip malformed rows (unknown Usage, bad pixel count, ...) and count them.
     """
-    if layout not in ("auto", "csv", "folders"):
-        raise ValueError(f"fer2013: layout must be auto, csv or folders, got {layout!r}")
-    skip = as_bool(skip_bad, "skip_bad")
+    skip = skip_bad
     csv_path = root if root.is_file() else root / CSV_NAME
     use_csv = layout == "csv" or (layout == "auto" and csv_path.is_file())
     if use_csv and not csv_path.is_file():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from fermixnet.data.fer2013_csv import (
     usage_split,
 )
 from fermixnet.data.ferplus_votes import vote_label
-from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
 from fermixnet.framing import FER2013_FRAMING
 
@@ -188,17 +188,19 @@ def ferplus_dataset(
     root: Path,
     split: str = "train",
     *,
-    layout: str = "auto",
-    vote: str = "max",
-    tie: str = "drop",
-    seed: object = 0,
-    num_classes: object = 8,
+    layout: Literal["auto", "csv", "folders"] = "auto",
+    vote: Literal["max", "majority"] = "max",
+    tie: Literal["drop", "first", "random"] = "drop",
+    seed: int = 0,
+    num_classes: Literal[7, 8] = 8,
     occlusion_list: str | None = None,
     pose30_list: str | None = None,
     pose45_list: str | None = None,
-    skip_bad: object = False,
+    skip_bad: bool = False,
 ) -> FERDataset:
     """FERPlus, 8 classes (or 7 with contempt dropped and counted).
+
+    Options arrive typed: `registry.create_dataset` coerces a spec's strings to these hints.
 
     Args:
         root: folder with fer2013.csv + fer2013new.csv, or with FER2013Train/Valid/Test.
@@ -214,14 +216,11 @@ def ferplus_dataset(
         skip_bad: skip malformed lines and missing images (counted) instead of failing.
     """
     split = check_split("ferplus", split, ("train", "val", "test"))
-    n = as_int(num_classes, "num_classes")
+    n, skip = num_classes, skip_bad
     report = DatasetReport(expected=EXPECTED[split])
-    label_of = _Labeller(vote, tie, as_int(seed, "seed"), n, report)
-    skip = as_bool(skip_bad, "skip_bad")
+    label_of = _Labeller(vote, tie, seed, n, report)
     folder = _find_folder(root, split)
     has_csv = (root / "fer2013.csv").is_file() and (root / "fer2013new.csv").is_file()
-    if layout not in ("auto", "csv", "folders"):
-        raise ValueError(f"ferplus: layout must be auto, csv or folders, got {layout!r}")
     common = {"classes": labels.class_names(n), "name": "ferplus", "root": root, "split": split,
               "report": report, "expected_size": (48, 48)}  # fmt: skip
     explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
 from fermixnet.data.imageio import IMAGE_EXTENSIONS, is_image_file
-from fermixnet.data.registry import as_bool, as_int, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 
 _SPLIT_DIRS: Mapping[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -52,11 +53,15 @@ def parse_class_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
                 continue
             src, sep, dst = item.partition(":")
             if not sep:
-                raise ValueError(f"class_map entry {item!r} must be source:target")
+                raise ValueError(f"class_map entry {item!r} must be source:target (or a preset: "
+                                 f"{', '.join(_PRESETS)})")
             pairs.append((src, dst))
     out: dict[str, str] = {}
     for src, dst in pairs:
-        out[str(src).strip().lower()] = labels.CANONICAL[labels.canonical_index(str(dst))]
+        try:
+            out[str(src).strip().lower()] = labels.CANONICAL[labels.canonical_index(str(dst))]
+        except ValueError as err:
+            raise ValueError(f"class_map entry {src}:{dst}: {err}") from None
     return out
 
 
@@ -80,7 +85,7 @@ def class_index(name: str, class_map: Mapping[str, str], where: str) -> int:
         raise ValueError(f"{where}: {err}; or map it with class_map=NAME:CLASS") from None
 
 
-def infer_num_classes(label_set: set[int], num_classes: object, where: str) -> int:
+def infer_num_classes(label_set: set[int], num_classes: int | str | None, where: str) -> int:
     """7 unless contempt occurs (then 8), or the user's choice checked against the labels.
 
     Raises:
@@ -88,9 +93,8 @@ def infer_num_classes(label_set: set[int], num_classes: object, where: str) -> i
     """
     if num_classes in (None, "", "auto"):
         return 8 if labels.CANONICAL.index("contempt") in label_set else 7
-    n = as_int(num_classes, "num_classes")
-    labels.class_names(n)
-    return n
+    labels.class_names(int(num_classes))
+    return int(num_classes)
 
 
 def _find_split_dir(root: Path, split: str) -> Path:
@@ -176,9 +180,9 @@ def folder_dataset(
     root: Path,
     split: str = "train",
     *,
-    num_classes: object = None,
+    num_classes: Literal[7, 8, "auto"] | None = None,
     class_map: str | Mapping[str, str] | None = None,
-    skip_bad: object = False,
+    skip_bad: bool = False,
 ) -> FERDataset:
     """Image folders `<root>/<split>/<class>/*` (split folders train, val/valid, test).
 
@@ -204,7 +208,7 @@ def folder_dataset(
         s
         for name, folder in folders
         for s in scan_class_folders(
-            folder, cmap, report, skip_bad=as_bool(skip_bad, "skip_bad"), split=name
+            folder, cmap, report, skip_bad=skip_bad, split=name
         )
     ]
     # Classes from every split's folders, so train and test agree on 7 vs 8.

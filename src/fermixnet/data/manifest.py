@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
 from fermixnet.data.folder import class_index, infer_num_classes, parse_class_map
-from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 
 MANIFEST_NAME = "manifest.csv"
 _SPLIT_VALUES = {
@@ -26,9 +27,9 @@ _SPLIT_VALUES = {
 def _manifest_path(root: Path, file: str) -> Path:
     path = root if root.is_file() else root / file
     if not path.is_file():
-        raise FileNotFoundError(
-            f"manifest: {path} not found; expected a CSV with header path,label[,split][,...]"
-        )
+        given = f" (option file={file})" if file != MANIFEST_NAME else ""
+        raise FileNotFoundError(f"manifest: {path}{given} not found; expected a CSV with header "
+                                "path,label[,split][,...]")  # fmt: skip
     return path
 
 
@@ -106,9 +107,9 @@ def manifest_dataset(
     split: str = "train",
     *,
     file: str = MANIFEST_NAME,
-    num_classes: object = None,
+    num_classes: Literal[7, 8, "auto"] | None = None,
     class_map: str | Mapping[str, str] | None = None,
-    skip_bad: object = False,
+    skip_bad: bool = False,
 ) -> FERDataset:
     """A CSV manifest (`<root>/manifest.csv`, or `root` itself when it is a CSV file).
 
@@ -125,7 +126,7 @@ def manifest_dataset(
     path = _manifest_path(root, file)
     report = DatasetReport(sources=[str(path)])
     rows = read_manifest(
-        path, parse_class_map(class_map), report, skip_bad=as_bool(skip_bad, "skip_bad")
+        path, parse_class_map(class_map), report, skip_bad=skip_bad
     )
     has_split = any("split" in s.meta for s in rows)
     if split != "all" and rows and not has_split:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from fermixnet import labels
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
-from fermixnet.data.registry import as_bool, check_split, register_dataset
+from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
 
 LABEL_FILE = "EmoLabel/list_patition_label.txt"
@@ -114,15 +115,17 @@ def rafdb_dataset(
     root: Path,
     split: str = "train",
     *,
-    images: str = "aligned",
+    images: Literal["aligned", "original"] = "aligned",
     label_file: str | None = None,
     occlusion_list: str | None = None,
     pose30_list: str | None = None,
     pose45_list: str | None = None,
     occlusion_type_list: str | None = None,
-    skip_bad: object = False,
+    skip_bad: bool = False,
 ) -> FERDataset:
     """RAF-DB basic, 7 classes.
+
+    Options arrive typed: `registry.create_dataset` coerces a spec's strings to these hints.
 
     Args:
         root: the `basic` folder or its parent.
@@ -142,9 +145,7 @@ def rafdb_dataset(
     base, label_path = _basic_folder(root, label_file)
     report = DatasetReport(expected=EXPECTED[split], sources=[str(label_path)])
     image_dir = _image_dir(base, images)
-    samples = read_rafdb(
-        label_path, image_dir, split, images, report, as_bool(skip_bad, "skip_bad")
-    )
+    samples = read_rafdb(label_path, image_dir, split, images, report, skip_bad)
     if len(samples) != EXPECTED[split]:
         report.notes.append(f"{split}: {len(samples)} images, {EXPECTED[split]} expected")
     explicit = {
@@ -153,7 +154,7 @@ def rafdb_dataset(
     }  # fmt: skip
     samples = attach_lists(
         samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL,
-        skip_bad=as_bool(skip_bad, "skip_bad"),
+        skip_bad=skip_bad,
     )
     return FERDataset(
         samples, labels.class_names(7), name="rafdb", root=root, split=split, report=report,

@@ -1,10 +1,12 @@
 """One registry of data set adapters, and the `name:root[,key=value]` spec the CLI uses.
 
 Adapters register with `@register_dataset("name", framing=...)`; a factory takes
-`(root, split, **options)` and returns a `FERDataset`. `framing` declares how the format frames its
-faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a spec's `framing=` option
-overrides it, and checkpoints record the training data's framing. Options given on the command
-line arrive as strings, so factories coerce them with `as_bool` / `as_int`.
+`(root, split, *, <typed keyword options>)` and returns a `FERDataset`. `framing` declares how
+the format frames its faces (`fermixnet.framing`: `template`, `box:<margin>`, `as_given`); a
+spec's `framing=` option overrides it, and checkpoints record the training data's framing.
+Options given on the command line arrive as strings; `create_dataset` coerces them to the
+factory's typed keywords (`coerce_options`: bool, int, `Literal` choices, `X | None`), so
+factories receive typed values.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from fermixnet.data.base import FERDataset
+from fermixnet.data.duplicates import drop_leaked
 from fermixnet.framing import Framing, parse_framing
 
 Factory = Callable[..., FERDataset]
@@ -36,10 +40,18 @@ _ADAPTER_MODULES: tuple[str, ...] = (
 )
 _loaded = False
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
+# Options every adapter takes, handled by `create_dataset` (docs/data.md, "Options every adapter
+# takes"); an adapter's own options are its factory's typed keywords (`adapter_options`).
+COMMON_OPTIONS: tuple[str, ...] = ("split", "only", "exclude_leaked", "framing", "name",
+                                   "occluded")  # fmt: skip
 
 
 def register_dataset(name: str, framing: str = "as_given") -> Callable[[Factory], Factory]:
     """Decorator: make `factory(root, split, **options)` available as `create_dataset(name, ...)`.
+
+    The factory's keyword options are its spec options: annotate them (`bool`, `int`,
+    `Literal[...]`, `X | None`) and `coerce_options` turns the spec's text into those types;
+    the names in `COMMON_OPTIONS` are taken by `create_dataset`.
 
     Args:
         name: the adapter's name in specs.
@@ -80,21 +92,26 @@ def list_datasets() -> list[str]:
 
 
 def create_dataset(
-    name: str, root: str | Path, split: str | None = None, **options: Any
+    adapter: str, root: str | Path, split: str | None = None, /, **options: Any
 ) -> FERDataset:
-    """Read data set `name` from `root` for `split`.
+    """Read data set `adapter` from `root` for `split`.
+
+    `adapter`, `root` and `split` are positional-only, so every spec option, `name=` and
+    `split=` included, can be passed as a keyword.
 
     Args:
-        name: a registered adapter (`list_datasets()`): rafdb, ferplus, affectnet, fedro, folder,
-            manifest, ...
+        adapter: a registered adapter (`list_datasets()`): rafdb, ferplus, affectnet, fedro,
+            folder, manifest, ...
         root: the data folder (or, for `manifest`, the CSV file itself).
         split: train, val, test (or all, where the adapter allows it); None: the adapter's
             default (train, except test for the test-only FED-RO).
-        **options: adapter options (strings from the CLI are coerced). Common to all adapters:
-            `only=<subset key>` keeps one evaluation subset (e.g. `only=occluded`, `only=pose>45`);
-            `exclude_leaked=1` drops the images whose decoded pixels occur in another split of the
-            same data set (a strictly held-out test set; see `duplicates.drop_leaked`);
-            `framing=` overrides the adapter's framing; `name=` names the set in reports;
+        **options: the spec's options; strings (from the CLI) are coerced to the adapter's
+            typed keywords (`coerce_options`). Common to all adapters (`COMMON_OPTIONS`):
+            `split=` reads that split instead of `split`; `only=<subset key>` keeps one
+            evaluation subset (e.g. `only=occluded`, `only=pose>45`); `exclude_leaked=1` drops
+            the images whose decoded pixels occur in another split of the same data set (a
+            strictly held-out test set; see `duplicates.drop_leaked`); `framing=` overrides the
+            adapter's framing; `name=` names the set in reports (`eval_set_names`);
             `occluded=true` marks every image occluded (a folder of occluded faces, so reports
             count it among the occluded sets).
 
@@ -102,38 +119,43 @@ def create_dataset(
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
         FileNotFoundError: `root` or a file the format needs is missing.
     """
-    _load_adapters()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}")
+    check_options(adapter, options)  # every option and value, before reading anything
+    split = options.pop("split", None) or split
     only = options.pop("only", None)
     exclude_leaked = as_bool(options.pop("exclude_leaked", False), "exclude_leaked")
-    options.pop("name", None)  # a label for reports (`eval_set_names`), not an adapter option
-    framing = dataset_framing(name, options.pop("framing", None))
+    label = options.pop("name", None)  # a label for reports (`eval_set_names`)
+    if label is not None and not str(label).strip():
+        raise ValueError(f"{adapter}: option name={label!r}: expected a non-empty label")
+    framing = dataset_framing(adapter, options.pop("framing", None))
     occluded = as_bool(options.pop("occluded", False), "occluded")
-    factory = _REGISTRY[name]
-    _check_options(name, factory, options)
+    typed = coerce_options(adapter, options)
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(
-            f"{name}: data root {root} does not exist (see docs/data.md for the expected layout)"
+            f"{adapter}: data root {root} does not exist (see docs/data.md for the expected layout)"
         )
-    dataset = factory(root, split, **options) if split else factory(root, **options)
-    dataset.report.skip_bad = as_bool(options.get("skip_bad", False), "skip_bad")
+    dataset = _read(adapter, root, split, typed)
     if exclude_leaked:
-        from fermixnet.data.duplicates import drop_leaked
-
-        dataset = drop_leaked(dataset, name, str(root), options)
+        dataset = drop_leaked(dataset, adapter, lambda other: _read(adapter, root, other, typed))
+    if occluded:  # before `only`, so that `occluded=1,only=occluded` keeps every image
+        dataset.samples = [replace(s, meta={**s.meta, "occluded": "1"}) for s in dataset.samples]
     if only:
         subsets = dataset.subsets()
         if only not in subsets:
             raise ValueError(
-                f"{name}: only={only!r} matches no samples; subsets present: "
+                f"{adapter}: only={only!r} matches no samples; subsets present: "
                 f"{', '.join(sorted(subsets)) or 'none'}"
             )
         dataset = dataset.subset(subsets[only])
     dataset.framing = framing
-    if occluded:
-        dataset.samples = [replace(s, meta={**s.meta, "occluded": "1"}) for s in dataset.samples]
+    return dataset
+
+
+def _read(adapter: str, root: Path, split: str | None, options: dict[str, Any]) -> FERDataset:
+    """The adapter's factory on already coerced options (no common option applied)."""
+    factory = _REGISTRY[adapter]
+    dataset = factory(root, split, **options) if split else factory(root, **options)
+    dataset.report.skip_bad = bool(options.get("skip_bad", False))
     return dataset
 
 
@@ -155,17 +177,98 @@ def spec_framing(spec: str) -> Framing:
     return dataset_framing(name, options.get("framing"))
 
 
-def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None:
-    params = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [p for p in params if p not in ("root", "split")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
+def check_options(adapter: str, options: dict[str, Any]) -> None:
+    """Check a spec's options without reading any data: the adapter exists, every option is
+    one it or `COMMON_OPTIONS` takes, and every value fits its type.
+
+    Raises:
+        ValueError: naming the adapter, the option and what was expected.
+    """
+    _load_adapters()
+    if adapter not in _REGISTRY:
         raise ValueError(
-            f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join([*accepted, 'only', 'exclude_leaked', 'framing', 'name', 'occluded'])}"
+            f"unknown data set {adapter!r}; expected one of {', '.join(list_datasets())}"
         )
+    coerce_options(adapter, {k: v for k, v in options.items() if k not in COMMON_OPTIONS})
+    try:
+        for option in ("exclude_leaked", "occluded"):
+            as_bool(options.get(option, False), option)
+        if "name" in options and not str(options["name"]).strip():
+            raise ValueError("option name='': expected a non-empty label")
+        if options.get("split"):
+            check_split(adapter, str(options["split"]), SPLITS)
+        dataset_framing(adapter, options.get("framing"))
+    except ValueError as err:
+        text = str(err)
+        raise ValueError(text if text.startswith(f"{adapter}:") else f"{adapter}: {text}") from None
+
+
+def adapter_options(adapter: str) -> dict[str, Any]:
+    """The typed keywords of an adapter's factory: {option: type hint} (no common option)."""
+    _load_adapters()
+    factory = _REGISTRY[adapter]
+    hints = get_type_hints(factory)
+    params = inspect.signature(factory).parameters
+    return {p: hints.get(p, Any) for p in params if p not in ("root", "split")
+            and params[p].kind is not inspect.Parameter.VAR_KEYWORD}  # fmt: skip
+
+
+def coerce_options(adapter: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The adapter's options as its factory's typed keywords (the one place CLI strings are
+    coerced: `bool`, `int`, `float`, `Literal[...]` choices, `X | None`).
+
+    Raises:
+        ValueError: an option the adapter does not take (naming the accepted ones) or a value
+            that does not fit its type (naming the option and what was expected).
+    """
+    accepted = adapter_options(adapter)
+    factory = _REGISTRY[adapter]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD
+                     for p in inspect.signature(factory).parameters.values())  # fmt: skip
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not open_ended:
+        raise ValueError(
+            f"{adapter}: unknown option(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join([*accepted, *COMMON_OPTIONS])}"
+        )
+    try:
+        return {k: coerce(v, accepted.get(k, Any), k) for k, v in options.items()}
+    except ValueError as err:
+        raise ValueError(f"{adapter}: {err}") from None
+
+
+def coerce(value: Any, hint: Any, option: str) -> Any:
+    """`value` (a CLI string or a Python value) as type `hint`.
+
+    Raises:
+        ValueError: naming the option and what was expected.
+    """
+    if value is None:
+        return None
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union or origin is UnionType:
+        kinds = [a for a in args if a is not type(None)]
+        if type(None) in args and isinstance(value, str) and not value.strip():
+            return None
+        # `str | Mapping` (class_map): a CLI string is the string form, the adapter parses it
+        return coerce(value, kinds[0], option) if len(kinds) == 1 else value
+    if origin is Literal:
+        text = str(value).strip().lower()
+        for choice in args:
+            if value == choice or text == str(choice).lower():
+                return choice
+        raise ValueError(f"option {option}={value!r}: expected one of "
+                         f"{', '.join(map(str, args))}")  # fmt: skip
+    if hint is bool:
+        return as_bool(value, option)
+    if hint is int:
+        return as_int(value, option)
+    if hint is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"option {option}={value!r}: expected a number") from None
+    return value
 
 
 def parse_data_spec(spec: str) -> tuple[str, str, dict[str, str]]:

@@ -272,6 +272,8 @@ def attach_lists(
         path = Path(given).expanduser() if given else find_list(roots, defaults.get(kind, ()))
         if path is None:
             continue
+        if given and not path.is_file():
+            raise FileNotFoundError(f"option {kind}_list={given}: subset list {path} not found")
         label_path = path.with_name(path.name.replace("_list", "_label"))
         if kind.startswith("pose") and label_path != path and label_path.is_file():
             check_companion(path, label_path)

@@ -169,6 +169,9 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
 
     for spec in s.data:
         check_data_spec(spec, "--data")
+        if "split" in parse_data_spec(spec)[2]:
+            raise ValueError(f"--data {spec!r}: compare reads the train, val and test splits of "
+                             "each data set itself; drop the split= option")  # fmt: skip
     n_train = n_val = n_test = 0
     has_val = True
     for spec in s.data:

@@ -10,7 +10,12 @@ import torch
 from fermixnet.engine.datasets import build_test_sets
 from fermixnet.engine.distributed import resolve_device
 from fermixnet.engine.evaluate import EvalResult, evaluate, shard_loader
-from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_NAME
+from fermixnet.models.contract import (
+    DEFAULT_INPUT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WEIGHTS_NAME,
+)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -58,7 +63,7 @@ def evaluate_checkpoint(
     model, meta = load_checkpoint(folder, device=str(dev))
     model = model.to(dev).eval()
     classes = tuple(meta.get("classes") or ())
-    size = int(meta.get("input_size", 224))
+    size = int(meta.get("input_size", DEFAULT_INPUT_SIZE))
     mean = meta.get("mean", IMAGENET_MEAN)
     std = meta.get("std", IMAGENET_STD)
     if not data:

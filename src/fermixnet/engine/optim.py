@@ -6,19 +6,13 @@ import math
 
 import torch
 
-from fermixnet.config import OptimConfig, SchedConfig
+from fermixnet.config import OPTIMIZERS, OptimConfig, SchedConfig
 from fermixnet.engine.sam import SAM
-
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
 
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """SGD (RAF-DB, FERPlus), Adam (AffectNet) or AdamW; wrapped in `SAM` when `cfg.sam`."""
-    cls = _OPTIMIZERS[cfg.name]
+    cls: type[torch.optim.Optimizer] = getattr(torch.optim, OPTIMIZERS[cfg.name])
     kwargs: dict = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.name == "sgd":
         kwargs["momentum"] = cfg.momentum

@@ -24,7 +24,7 @@ from fermixnet.inference.faces import Face, FaceDetector, create_detector
 from fermixnet.inference.frames import BoxLike, check_frames, faces_from_boxes
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
-from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
+from fermixnet.models.contract import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -457,7 +457,7 @@ def predictor_options(meta: dict[str, object]) -> dict[str, object]:
     framing); a checkpoint without ``framing`` gets None (the behaviour of earlier versions)."""
     from fermixnet.labels import class_names
 
-    size = meta.get("input_size", 112)
+    size = meta.get("input_size", DEFAULT_INPUT_SIZE)
     size = (
         (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
     )

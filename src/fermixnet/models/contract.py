@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "META_NAME", "WEIGHTS_NAME", "to_model_input"]
+__all__ = [
+    "DEFAULT_INPUT_SIZE", "IMAGENET_MEAN", "IMAGENET_STD", "META_NAME", "WEIGHTS_NAME",
+    "to_model_input",
+]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# The paper's input side (Sec. 4.2: faces resized to 224 x 224); a checkpoint records its own.
+DEFAULT_INPUT_SIZE = 224
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "meta.json"
 

@@ -19,7 +19,13 @@ from torch import nn
 
 from fermixnet import __version__, labels
 from fermixnet.fileio import atomic_save, atomic_write
-from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD, META_NAME, WEIGHTS_NAME
+from fermixnet.models.contract import (
+    DEFAULT_INPUT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    META_NAME,
+    WEIGHTS_NAME,
+)
 from fermixnet.models.fermixnet import FERMixNet
 from fermixnet.models.pretrained import LoadReport, load_pretrained
 from fermixnet.models.registry import create_model
@@ -89,7 +95,7 @@ def save_checkpoint(model: nn.Module, folder: str | Path, meta: Mapping[str, Any
     full: dict[str, Any] = {
         **auto,
         "classes": _default_classes(net.num_classes),
-        "input_size": 224,
+        "input_size": DEFAULT_INPUT_SIZE,
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         **dict(meta),
