@@ -3,9 +3,10 @@
 The clean result is exactly ``fermixnet predict --format json``'s schema (``{"results": [...]}``,
 built by the Predictor), with one key added per face: ``heads``, the high-level and mid-level
 heads' own predictions beside the fused one (Sec. 3.4's decision fusion, made visible). With an
-occluder, ``occlusion`` holds, per face, the occluded face (a PNG data URL) and its new
-prediction, classified at the clean face's detection so that the model, not the detector, is
-what changes.
+occluder, ``occlusion`` holds, per face, its new prediction, classified at the clean face's
+detection so that the model, not the detector, is what changes, and (unless the caller leaves it
+out, as the live view does between its requests for pictures) the occluded face as a PNG or JPEG
+data URL. The clean and the occluded faces go through the model in one forward pass.
 """
 
 from __future__ import annotations
