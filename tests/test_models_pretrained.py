@@ -185,7 +185,7 @@ def test_partial_trunk_fails(tmp_path: Path) -> None:
 
 
 def test_unsafe_or_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="--pretrained"):
+    with pytest.raises(FileNotFoundError, match=r"--set model\.pretrained=PATH"):
         create_model("resnet18", num_classes=7, pretrained=tmp_path / "none.pth")
     path = tmp_path / "pickled_module.pth"
     torch.save({"model": torch.nn.Linear(2, 2)}, path)  # a pickled module: refused, not run

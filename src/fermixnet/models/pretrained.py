@@ -41,7 +41,8 @@ _OPTIONAL_SUFFIX = "num_batches_tracked"
 
 WHERE_TO_GET = (
     "MS-Celeb-1M ResNet-18 files (resnet18_msceleb.pth, ijba_res18_naive.pth.tar) are linked from "
-    "the RAN/SCN/DAN repositories; the IR-50 file from face.evoLVe; pass the path with --pretrained"
+    "the RAN/SCN/DAN repositories; the IR-50 file from face.evoLVe; pass the path as the config "
+    "key model.pretrained (fermixnet train ... --set model.pretrained=PATH)"
 )
 
 
