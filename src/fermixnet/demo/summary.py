@@ -228,7 +228,8 @@ def format_summary(rows: Sequence[DemoRow], timings: Mapping[str, float], checkp
         f"{checkpoint}`. It was trained on synthetic faces: it is for trying predict, export and "
         "explain, not for real photos (on real faces it scores near chance). For a model and a "
         "robustness table on real faces, run `fermixnet compare` (or `fermixnet train`) on your "
-        "data (docs/data.md, docs/training.md).",
+        "data (docs/data.md, docs/training.md). After `make demo`, `fermixnet` is "
+        "`.venv/bin/fermixnet`; `source .venv/bin/activate` puts it on the PATH.",
     ]
     return "\n".join(lines) + "\n"
 
