@@ -4,6 +4,7 @@
 - tiny models and checkpoints: `_tiny_trunk`, `checkpoint_options`, `checkpoint`;
 - generated engine data: `make_manifest`, `tiny_config`;
 - fermixnet serve: `serve_checkpoints`, `synth_scene`, `synth_face_png`;
+- live camera: `uvicorn_thread`, `synth_clip`, `write_y4m`, `synth_clip_y4m`;
 - SLURM: `job_script` (the multi-node script of docs/training.md).
 """
 
@@ -255,3 +256,72 @@ def job_script() -> str:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
     section = docs[docs.index("### One run on N nodes x G GPUs"):]
     return re.search(r"```bash\n(#!/bin/bash\n.*?)```", section, flags=re.S).group(1)
+
+
+# --- fermixnet serve, live camera (frame API) -------------------------------------------------
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread on a free port of 127.0.0.1; yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def synth_clip(frames: int = 12, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+    """RGB frames of two generator faces (test split, samples 0 and 11, 96 px) gliding
+    right by 4 pixels a frame over a gradient: the Haar detector finds both in every frame."""
+    from fermixnet.synth import generate as synthetic
+
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    ground = np.stack([90 + 0.3 * xx, 110 + 0.2 * yy, 130 + 0.1 * (xx + yy)], -1)
+    ground = ground.clip(0, 255).astype(np.uint8)
+    faces = [synthetic.render_sample(0, "test", i, 96, synthetic.SynthConfig())[0]
+             for i in (0, 11)]
+    out = []
+    for t in range(frames):
+        frame = ground.copy()
+        for j, face in enumerate(faces):
+            x, y = 16 + 4 * t + 124 * j, (h - 96) // 2
+            frame[y : y + 96, x : x + 96] = face
+        out.append(frame)
+    return out
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """RGB frames as a YUV 4:2:0 (BT.601 full range) .y4m file: what Chromium's fake camera
+    plays with ``--use-file-for-fake-video-capture``."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            fh.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_clip_y4m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`synth_clip` as a .y4m file for Chromium's fake camera."""
+    return write_y4m(tmp_path_factory.mktemp("clip") / "faces.y4m", synth_clip())

@@ -71,3 +71,44 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+# A real photograph that ships with a core dependency (matplotlib's sample data): Grace Hopper,
+# frontal, 512x600. Its face box (brows to chin, hand-set) and the region pasted into scenes.
+PHOTO_FACE = (165.0, 110.0, 370.0, 335.0)
+_PHOTO_REGION = (90, 40, 450, 420)
+
+
+def photo() -> np.ndarray:
+    """matplotlib's ``grace_hopper.jpg`` as (600, 512, 3) uint8 RGB."""
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def photo_scene(
+    seed: int, height: int = 480, width: int = 640, face: tuple[int, int] = (80, 200),
+    max_angle: float = 8.0,
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The photo's face region, maybe mirrored, turned by up to ``max_angle`` degrees about the
+    face's centre and scaled to a face side in ``face``, pasted at a random place on a smooth
+    background; returns the scene and the face box in it."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = _PHOTO_REGION
+    region = photo()[y0:y1, x0:x1]
+    fx0, fy0, fx1, fy1 = (v - o for v, o in zip(PHOTO_FACE, (x0, y0, x0, y0), strict=True))
+    if rng.random() < 0.5:
+        region = region[:, ::-1]
+        fx0, fx1 = region.shape[1] - fx1, region.shape[1] - fx0
+    centre = ((fx0 + fx1) / 2, (fy0 + fy1) / 2)
+    im = Image.fromarray(np.ascontiguousarray(region)).rotate(
+        float(rng.uniform(-max_angle, max_angle)), resample=Image.Resampling.BILINEAR,
+        center=centre, fillcolor=(128, 128, 128))
+    s = float(rng.integers(*face)) / (fx1 - fx0)
+    im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.BILINEAR)
+    scene = background(height, width, seed)
+    px = int(rng.integers(0, max(1, width - im.width)))
+    py = int(rng.integers(0, max(1, height - im.height)))
+    scene[py:py + im.height, px:px + im.width] = np.asarray(im)[: height - py, : width - px]
+    return scene, (fx0 * s + px, fy0 * s + py, fx1 * s + px, fy1 * s + py)

@@ -54,3 +54,12 @@ def test_missing_root_and_wrong_classes_are_named(tmp_path, make_manifest):
     root = make_manifest(tmp_path / "d")
     with pytest.raises(ValueError, match="classes"):
         build_test_sets([f"manifest:{root}"], 32, CANONICAL[:8], tmp_path / "cache")
+
+
+def test_a_validation_share_that_holds_out_nothing_is_refused(tmp_path, make_manifest):
+    # one image per class: the stratified split holds none out, and selection would have no data
+    root = make_manifest(tmp_path / "d", per_class=1)
+    cfg = load_config(None, [f"data.train=manifest:{root}", "data.val_fraction=0.1",
+                             "model.input_size=32"])
+    with pytest.raises(ValueError, match=r"data\.val_fraction=0\.1 holds out no image"):
+        build_train_data(cfg, tmp_path / "cache", None)

@@ -98,7 +98,7 @@ def test_submitit_signal_requeues_the_task_which_resumes(reference, monkeypatch)
     checkpoints at the next step boundary, submitit requeues the task, and the requeued task
     resumes the run to the weights of an uninterrupted one."""
     pytest.importorskip("submitit")
-    from fermixnet.engine.sweep_launch import TASK_FILE, RunTask, SlurmOptions, make_executor
+    from fermixnet.engine.sweep_launch import RunTask, SlurmOptions, make_executor
 
     tmp, cfg_path = reference
     cfg = load_config(cfg_path, ["train.batch_size=4", "train.epochs=2"])  # 5 steps per epoch
@@ -120,13 +120,13 @@ def test_submitit_signal_requeues_the_task_which_resumes(reference, monkeypatch)
         time.sleep(0.05)
     # What SLURM's --signal=USR2@90 does: signal the task's process (submitit's controller
     # process, which `job._interrupt()` signals, forwards only SIGTERM).
-    os.kill(json.loads((run / TASK_FILE).read_text())["pid"], signal.SIGUSR2)
+    os.kill(json.loads((run / "task.json").read_text())["pid"], signal.SIGUSR2)
     while not job.done():
         assert time.time() < deadline, "the requeued task did not finish"
         time.sleep(0.2)
     assert job.result() == "partial"  # the requeued task found the run half done
     assert "SIGUSR2 received: stopped at" in log() and "Requeued job" in log("stdout")
-    assert json.loads((run / TASK_FILE).read_text())["state"] == "done"
+    assert json.loads((run / "task.json").read_text())["state"] == "done"
     _assert_same_run(tmp / "small_batches", run)
 
 

@@ -55,7 +55,7 @@ def test_sweep_tabulates_mean_and_spread(tmp_path):
 
 def test_sweep_resumes_partial_runs(tmp_path, monkeypatch):
     a = write_cfg(tmp_path / "pa.yaml", 0.4)
-    monkeypatch.setattr("fermixnet.engine.sweep.run_status", lambda d: "partial")
+    monkeypatch.setattr("fermixnet.engine.sweep_launch.run_status", lambda d: "partial")
     fake = FakeFit()
     sweep([a], [5], tmp_path / "sw", runner=fake)
     assert fake.calls == [("pa", 5, True)]

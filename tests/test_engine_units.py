@@ -11,7 +11,12 @@ from torch import nn
 from fermixnet.augment import FERMix
 from fermixnet.augment.transforms import build_transform
 from fermixnet.engine import checkpoint as ckpt
-from fermixnet.engine.evaluate import classification_metrics, compute_eval_result, evaluate
+from fermixnet.engine.evaluate import (
+    ModelInputs,
+    classification_metrics,
+    compute_eval_result,
+    evaluate,
+)
 from fermixnet.engine.loop import (
     EpochContext,
     TrainingDivergedError,
@@ -92,8 +97,10 @@ def test_train_one_epoch_stops_on_nan():
     model = TwoHead()
     data = [(torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1, 2, 0]))
             for _ in range(3)]
-    stats = train_one_epoch(model, data, _ctx(model), epoch=0, global_step=0)
-    assert stats["steps"] == 3 and stats["train_loss"] > 0 and stats["images_per_s"] > 0
+    end = train_one_epoch(model, data, _ctx(model), epoch=0, global_step=0)
+    stats = end.metrics()
+    assert end.progress.step == 3 and not end.stopped
+    assert stats["train_loss"] > 0 and stats["images_per_s"] > 0
     with torch.no_grad():
         model.high.weight.fill_(float("nan"))
     with pytest.raises(TrainingDivergedError, match="nan"):
@@ -107,9 +114,44 @@ def test_epoch_lr_is_the_rate_of_its_last_step():
             for _ in range(4)]
     ctx = _ctx(model, p_mix=0.0)
     ctx.scheduler = torch.optim.lr_scheduler.LambdaLR(ctx.optimizer, lambda s: (s + 1) / 10)
-    stats = train_one_epoch(model, data, ctx, epoch=0, global_step=0)
-    assert stats["lr"] == pytest.approx(0.1 * 4 / 10)  # steps use 0.01, 0.02, 0.03, 0.04
+    end = train_one_epoch(model, data, ctx, epoch=0, global_step=0)
+    assert end.progress.lr == pytest.approx(0.1 * 4 / 10)  # steps use 0.01, 0.02, 0.03, 0.04
     assert ctx.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 5 / 10)  # the next step's
+
+
+def test_a_stopped_epoch_returns_its_progress_and_resumes_to_the_same_totals():
+    """`ctx.stop` ends the epoch at a step boundary as a return value (no exception); the
+    progress it returns finishes the epoch with the sums and weights of an uninterrupted one."""
+    data = [(torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(i)), torch.tensor([0, 1, 2, 0]))
+            for i in range(5)]
+
+    def run(stop_after: int | None):
+        torch.manual_seed(0)
+        model = TwoHead()
+        ctx = _ctx(model, p_mix=0.5, seed=3)
+        if stop_after is None:
+            return model, train_one_epoch(model, data, ctx, epoch=0, global_step=0)
+        ctx.stop = lambda: len(model.batches) >= stop_after  # co-training: one forward a step
+        first = train_one_epoch(model, data[:], ctx, epoch=0, global_step=0)
+        assert first.stopped and 0 < first.progress.step < len(data)
+        assert first.progress.totals.steps == first.progress.step
+        ctx.stop = None
+        rest = data[first.progress.step:]
+        return model, train_one_epoch(model, rest, ctx, epoch=0, global_step=first.progress.step,
+                                      start=first.progress)
+
+    whole_model, whole = run(None)
+    part_model, resumed = run(3)
+    assert not whole.stopped and not resumed.stopped
+    assert resumed.progress.step == whole.progress.step == 5
+    assert resumed.progress.totals.to_list() == whole.progress.totals.to_list()
+    t = whole.progress.totals
+    assert (t.steps, t.seen) == (5, 20)  # every step trained the main batch (co-training)
+    assert whole.metrics()["train_loss"] == pytest.approx(float(t.loss_sum) / 5)
+    assert whole.metrics()["train_acc"] == pytest.approx(float(t.correct) / 20)
+    for a, b in zip(whole_model.parameters(), part_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_classification_metrics_by_hand():
@@ -141,8 +183,8 @@ def test_evaluate_fuses_high_and_mid_at_the_decision():
     labels = torch.randint(0, 3, (12,))
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(images, labels, torch.arange(12)), batch_size=5)
-    res = evaluate(model, loader, device=torch.device("cpu"), classes=["a", "b", "c"],
-                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    inputs = ModelInputs(torch.device("cpu"), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    res = evaluate(model, loader, inputs, classes=["a", "b", "c"])
     with torch.no_grad():
         out = model(images.float() / 255)
     accuracy = {name: float((logits.argmax(1) == labels).float().mean())

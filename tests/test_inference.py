@@ -80,7 +80,7 @@ def test_complete_landmarks_fills_the_mouth_from_the_template():
 
 # --- detectors ----------------------------------------------------------------------------------
 def test_detector_registry_and_errors(monkeypatch):
-    assert {"aligned", "haar", "dlib", "mediapipe"} <= set(list_detectors())
+    assert {"aligned", "haar", "dlib", "mediapipe", "yunet"} <= set(list_detectors())
     with pytest.raises(ValueError, match="unknown --detector"):
         create_detector("nope")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)

@@ -12,7 +12,7 @@ import pytest
 
 from fermixnet.config import Config
 from fermixnet.engine.preemption import StopRequest
-from fermixnet.engine.sweep_launch import TASK_FILE, RunTask
+from fermixnet.engine.sweep_launch import RunTask
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
@@ -77,7 +77,7 @@ def test_task_checkpoint_requeues_the_same_run(tmp_path):
     delayed = task.checkpoint(cfg, str(run))
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
     assert delayed.function is task and delayed.args == (cfg, str(run))
-    assert json.loads((run / TASK_FILE).read_text())["state"] == "requeued"
+    assert json.loads((run / "task.json").read_text())["state"] == "requeued"
 
 
 def test_a_requeued_task_stays_requeued_when_submitit_exits_it(tmp_path):
@@ -94,4 +94,4 @@ def test_a_requeued_task_stays_requeued_when_submitit_exits_it(tmp_path):
     task = RunTask(preempted_fit)
     with pytest.raises(SystemExit):
         task(cfg, str(run))
-    assert json.loads((run / TASK_FILE).read_text())["state"] == "requeued"
+    assert json.loads((run / "task.json").read_text())["state"] == "requeued"

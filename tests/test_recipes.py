@@ -2,8 +2,10 @@
 
 Two checks, at two costs:
 
-- the top-level recipes and one ablation of each paper table and figure run STEPS steps from a
-  fixed seed, and the training loss falls and stays finite;
+- the top-level recipes and one ablation of each paper table and figure train STEPS steps from a
+  fixed seed on one fixed batch, with a finite loss at every step, and memorise it: the plain
+  cross-entropy of the model's (fused) prediction on the batch's clean faces falls to at most
+  MEMORISED of its value after the first step (overfitting one batch, a check with margin);
 - every other recipe loads, validates and runs RUN_STEPS training steps with a finite loss. The
   three IR-50 recipes besides the trained sample are, field by field, their ResNet-18 twin (which
   runs) with the sample's trunk, optimiser, schedule and batch (checked, not run: IR-50 is the
@@ -13,8 +15,24 @@ The recipe's own optimiser, schedule, SAM, mixing, loss weights, trunk and augme
 only the data, input size, batch, step count and device are overridden (`--set` mechanism), and
 the learning rate is scaled linearly with the smaller batch (Goyal et al., 2017), so each image
 moves the weights as much as in the full recipe. The training set is BATCH faces listed STEPS
-times: a recipe that learns memorises them within a few steps. The hook stops the run after the
-last step, before validation and checkpoint writing.
+times, read in order, so every step trains on the same BATCH faces (augmented and mixed as the
+recipe says); the clean faces are what the check measures. The hook stops the run after the last
+step, before validation and checkpoint writing.
+
+Why not "the training loss falls": that loss is of augmented, mixed and reshuffled batches, and
+its mean over the last steps against the first ones is a coin toss for some recipes, decided by
+the CPU's float draw (issue 18 item 1: Fig. 7's alpha = 0.9 gave 2.10 -> 2.15 on an AMD EPYC
+VM and passed on the Intel Xeon VM where the check was written). The clean loss on one fixed
+batch falls smoothly and far. Measured with this file (`pytest -s -m draw`, seed 0, torch 2.14.1
+CPU, a 2-core AMD EPYC VM), end / start over the 14 recipes: 0.002 (Table 1's baseline) to
+0.495 (AffectNet-8, whose Adam at lr 5e-5 learns slowest; AffectNet-7 0.429, IR-50 0.140, Fig.
+7's alpha = 0.9 0.149) under the default instruction set, which is AVX2 on that CPU, and the
+same floats under `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`; 0.002 to 0.495 again
+under `ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default`, a different draw in which a
+recipe's ratio moved by at most 0.029 (Fig. 6's beta = 0.1: 0.058 -> 0.087; AffectNet-8 by less
+than 0.001). The bar, MEMORISED = 0.75, lies 0.25 above the slowest recipe and, for each
+recipe, over 20 times its own move between the draws; a broken training (lr 0, or a detached
+loss; RAF-DB ResNet-18) scores 1.000.
 
 ResNet-18 learns here at 64 px, not less: at 32 px its conv5_x map is 1 x 1, so the BatchNorm
 layers of conv5_x normalise over the batch's 8 values alone, and at the recipe's learning rate the
@@ -34,9 +52,15 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
+import fermixnet.engine.train_data
 from fermixnet.config import load_config
+from fermixnet.data.cache import build_cache
+from fermixnet.data.registry import create_dataset
 from fermixnet.engine import fit
+from fermixnet.models.contract import to_model_input
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ALL_TOP_LEVEL = sorted(p.name for p in CONFIGS.glob("*.yaml"))
@@ -53,7 +77,8 @@ ABLATIONS = ["ablations/table1_baseline.yaml", "ablations/table2_corner.yaml",
              "ablations/fig7_alpha0.9.yaml", "ablations/fig8_mixup.yaml"]
 LEARNS = TOP_LEVEL + ABLATIONS
 RUNS = [n for n in ALL_RECIPES if n not in LEARNS]
-STEPS, RUN_STEPS, BATCH, WINDOW = 20, 2, 8, 5
+STEPS, RUN_STEPS, BATCH = 20, 2, 8
+MEMORISED = 0.75  # the clean loss after STEPS steps, at most this share of that after the first
 SIZE = {"resnet18": 64, "ir50": 16}  # see the module's docstring
 
 
@@ -63,8 +88,8 @@ class _Stop(Exception):
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    """Generated 7- and 8-class faces (manifest format): BATCH training faces, each listed STEPS
-    times, so one epoch of STEPS steps draws from the same few faces."""
+    """Generated 7- and 8-class faces (manifest format): the BATCH training faces listed STEPS
+    times in turn, so one epoch read in order is STEPS batches of the same faces."""
     from fermixnet.synth.faces import SynthConfig
     from fermixnet.synth.generate import generate_synthetic
 
@@ -76,7 +101,8 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
                                       config=SynthConfig(num_classes=k))
         header, *rows = manifest.read_text().splitlines()
         train = [r for r in rows if r.split(",")[2] == "train"]
-        manifest.write_text("\n".join([header, *train * (STEPS - 1), *rows]) + "\n")
+        others = [r for r in rows if r not in train]
+        manifest.write_text("\n".join([header, *train * STEPS, *others]) + "\n")
         roots[k] = manifest.parent
     return roots
 
@@ -100,18 +126,51 @@ def _smoke_config(recipe: str, faces: dict[int, Path], cache: Path, extra: tuple
     ])
 
 
-def run_recipe_steps(cfg, steps: int, run_dir: Path) -> list[float]:
-    """The training loss of each of the first `steps` steps of the config `cfg`."""
+def run_recipe_steps(cfg, steps: int, run_dir: Path,
+                     clean: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     ) -> tuple[list[float], list[float]]:
+    """The training loss of each of the first `steps` steps of the config `cfg`, and with `clean`
+    (an `(images, labels)` batch) the clean loss on it after the first and the last step."""
     losses: list[float] = []
+    measured: list[float] = []
 
     def record(info) -> None:
         losses.append(float(info.loss))
+        if clean is not None and len(losses) in (1, steps):
+            measured.append(_clean_loss(info.model, *clean))
         if len(losses) == steps:
             raise _Stop
 
     with pytest.raises(_Stop):
         fit(cfg, run_dir, hook=record)
-    return losses
+    return losses, measured
+
+
+def _clean_batch(cfg, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The BATCH training faces as the model reads them, without augmentation or mixing."""
+    cached = build_cache(create_dataset("manifest", root, "train"), cfg.model.input_size,
+                         cfg.data.cache_dir)
+    x = torch.from_numpy(cached.images[:BATCH].copy()).permute(0, 3, 1, 2)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (cfg.data.mean, cfg.data.std))
+    x = to_model_input(x, torch.device("cpu"), mean, std, channels_last=False)
+    return x, torch.from_numpy(cached.labels[:BATCH].copy())
+
+
+def _clean_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy of the fused prediction, in training mode as the step saw the model (batch
+    statistics); the BatchNorm running statistics are left as they were."""
+    assert model.training
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    with torch.no_grad():
+        loss = F.cross_entropy(model(x).logits.float(), y)
+    for b, saved in buffers:
+        b.copy_(saved)
+    return float(loss)
+
+
+def _in_order(data, generator=None):
+    """Replaces the engine's shuffling sampler: the training faces are read as listed."""
+    return torch.utils.data.SequentialSampler(data)
 
 
 def _family(ablation: str) -> str:
@@ -141,18 +200,25 @@ def test_recipe_runs(recipe, faces, cache_dir, tmp_path):
         )
         return
     cfg = _smoke_config(recipe, faces, cache_dir, ("model.input_size=32",))
-    losses = run_recipe_steps(cfg, RUN_STEPS, tmp_path / "run")
+    losses, _ = run_recipe_steps(cfg, RUN_STEPS, tmp_path / "run")
     assert len(losses) == RUN_STEPS and all(math.isfinite(v) for v in losses), losses
 
 
+@pytest.mark.draw
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("recipe", LEARNS)
-def test_recipe_loss_falls_and_stays_finite(recipe, faces, cache_dir, tmp_path):
-    losses = run_recipe_steps(_smoke_config(recipe, faces, cache_dir), STEPS, tmp_path / "run")
+def test_recipe_memorises_one_batch(recipe, faces, cache_dir, tmp_path, monkeypatch):
+    """STEPS finite steps on one fixed batch; its clean loss falls to at most MEMORISED of its
+    value after the first step (margins in the module's docstring)."""
+    # Without shuffling, every batch is the same BATCH faces (see `faces`). The engine's name:
+    # this fails loudly (AttributeError) if the engine stops using it.
+    monkeypatch.setattr(fermixnet.engine.train_data, "RandomSampler", _in_order)
+    cfg = _smoke_config(recipe, faces, cache_dir)
+    clean = _clean_batch(cfg, faces[cfg.model.num_classes])
+    losses, (start, end) = run_recipe_steps(cfg, STEPS, tmp_path / "run", clean)
     assert len(losses) == STEPS and all(math.isfinite(v) for v in losses), losses
-    first, last = sum(losses[:WINDOW]) / WINDOW, sum(losses[-WINDOW:]) / WINDOW
-    print(f"{recipe}: loss {first:.3f} -> {last:.3f}")
-    assert last < first, f"{recipe}: loss {first:.3f} -> {last:.3f} ({losses})"
+    print(f"{recipe}: clean loss {start:.3f} -> {end:.3f} (x{end / start:.3f})")
+    assert end <= MEMORISED * start, f"{recipe}: clean loss {start:.3f} -> {end:.3f} ({losses})"
 
 
 def test_ir50_recipes_share_the_trained_sample_optimiser():

@@ -3,11 +3,11 @@ input, both backends, and concurrent requests giving the sequential answers."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -243,26 +243,16 @@ def test_openapi_schema_is_served_and_no_cdn_docs(client):
 
 
 def test_inference_runs_off_the_event_loop(client, served, synth_face_png):
-    """While a prediction waits for the model, the server still answers other requests (were
+    """While a prediction waits for a worker, the server still answers other requests (were
     inference on the event loop, /api/health would wait until the safety timer frees it)."""
-    served.lock.acquire()  # the model is busy
-    guard = threading.Lock()
-    released = []
-
-    def free() -> None:
-        with guard:
-            if not released:
-                released.append(True)
-                served.lock.release()
-
-    timer = threading.Timer(20, free)
-    timer.start()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_post, client, synth_face_png)
-        start = time.monotonic()
-        assert client.get("/api/health").status_code == 200
-        assert time.monotonic() - start < 10
-        assert not pending.done()
-        timer.cancel()
-        free()
+        with contextlib.ExitStack() as busy:  # released first, also when an assert fails
+            for _ in range(served.workers):  # every worker is busy
+                busy.enter_context(served.worker())
+            pending = pool.submit(_post, client, synth_face_png)
+            start = time.monotonic()
+            assert client.get("/api/health").status_code == 200
+            assert time.monotonic() - start < 10
+            time.sleep(0.5)
+            assert not pending.done()
         assert pending.result(timeout=60).status_code == 200

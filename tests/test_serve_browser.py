@@ -140,3 +140,44 @@ def test_webcam_snapshot_is_sent_to_the_server(server_url, tmp_path):
         page.wait_for_selector("#error:not([hidden])", timeout=30_000)
         assert "no face found" in page.inner_text("#error")
         assert page.locator("#stage").is_visible() and not page.locator("#webcam").is_visible()
+
+
+def test_live_webcam_streams_predictions_and_occlusion(server_url, synth_clip_y4m, tmp_path):
+    """Chromium's fake camera plays a generated clip of two faces gliding right: the page
+    streams frames to /api/frame, and boxes and predictions appear and follow the faces; the
+    occlusion panel then occludes every following frame."""
+    fake = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={synth_clip_y4m}")
+    answers: list = []
+    with chromium_page(tmp_path / "profile", fake) as page:
+        page.on("response", lambda r: answers.append(r) if "/api/frame" in r.url else None)
+        page.goto(server_url)
+        page.wait_for_selector("#model-info b", timeout=20_000)
+        page.click("#webcam-button")
+        page.wait_for_selector(".face-card .bars .fill", timeout=60_000)
+        page.wait_for_function(
+            "Number(document.getElementById('live-info').dataset.frames) >= 4", timeout=60_000)
+        boxes = set()
+        deadline = time.monotonic() + 30
+        while len(boxes) < 3 and time.monotonic() < deadline:
+            boxes.add(page.evaluate("JSON.stringify(state.result.results[0].faces[0].box)"))
+            time.sleep(0.2)
+        assert len(boxes) >= 3, boxes  # the box follows the gliding face
+        assert page.locator(".face-card").count() >= 1
+        assert "Mid-level head" in page.locator(".face-card").first.inner_text()
+        assert "frames/s" in page.inner_text("#live-info") and page.locator("#stage").is_visible()
+
+        page.select_option("#occluder-select", "sunglasses")
+        page.click("#occlude-button")
+        page.wait_for_selector(".pair .occluded img", timeout=60_000)
+        seen = len(answers)
+        page.wait_for_function(
+            f"Number(document.getElementById('live-info').dataset.frames) >= "
+            f"{page.evaluate('live.frames') + 2}", timeout=60_000)
+        assert "sunglasses" in page.locator(".pair .occluded h3").first.inner_text()
+        assert page.eval_on_selector(".pair .occluded img", "img => img.naturalWidth") > 0
+        assert any("occluder=sunglasses" in r.url for r in answers[seen:])
+        assert all(r.status == 200 for r in answers) and not page.locator("#error").is_visible()
+
+        page.click("#webcam-button")  # stop: the last frame stays
+        assert page.locator("#live-info").is_hidden() and page.locator("#stage").is_visible()

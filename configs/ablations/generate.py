@@ -85,12 +85,31 @@ def configs() -> dict[str, tuple[str, dict]]:
         out[f"fig8_{method}"] = (
             f"Fig. 8: {method} with co-training, no flip/crop, vanilla ResNet-18.",
             {**vanilla(method=method), "aug": {"preset": "none"}})
+    out.update(arms())
     out["rafdb_landmark_fermix"] = (
         "Beyond the paper: FERMixNet with FERMix's regions placed by each face's landmarks "
         "(mix.method fermix_landmarks; compare with table1_fermixnet). RAF-DB's "
         "Annotation/manual points are used when present; faces without them get the fixed "
         "regions.", {"mix": {"method": "fermix_landmarks"}})
     return out
+
+
+# `fermixnet compare --arms` presets (issue 20): the project's occluders drawn on training faces.
+OCCLUDERS = {"occluders": {"p": 0.5, "families": ["mask", "hand", "hat"]}}
+
+
+def arms() -> dict[str, tuple[str, dict]]:
+    """The recipes of `fermixnet compare`'s arms beyond Table 1 (src/fermixnet/demo/arms.py)."""
+    return {
+        "arm_resnet18_occluders": (
+            "compare arm resnet18-occluders: vanilla ResNet-18, no FERMix; realistic occluders "
+            "(mask, hand, hat; p 0.5) drawn on training faces by their landmarks.",
+            {**vanilla(method="none"), "aug": OCCLUDERS}),
+        "arm_fermixnet_occluders": (
+            "compare arm fermixnet-occluders: FERMixNet with realistic occluders (mask, hand, "
+            "hat; p 0.5) drawn on training faces by their landmarks; test on the other families.",
+            {"aug": OCCLUDERS}),
+    }
 
 
 def main() -> None:

@@ -108,6 +108,24 @@ class DataConfig:
 
 
 @dataclass
+class OccluderAugConfig:
+    """Realistic occluders drawn on training faces by their landmarks (`fermixnet.synth.
+    occluder_aug`): masks, sunglasses, hands, phones, scarves, hair, ..."""
+
+    p: float = 0.0
+    """Probability that a training face gets one occluder (0: off, the paper's recipes)."""
+    families: list[str] = field(default_factory=lambda: ["all"])
+    """Occluder families to draw: `all` or a list of sunglasses, hat, mask, scarf, hand, phone,
+    hair, eyepatch, object (`fermixnet compare` tests on the others)."""
+
+    def __post_init__(self) -> None:
+        from fermixnet.synth.occluder_aug import resolve_families
+
+        _check(0.0 <= self.p <= 1.0, "aug.occluders.p", "in [0, 1]", self.p, "0.5")
+        resolve_families(self.families)
+
+
+@dataclass
 class AugConfig:
     """Per-sample augmentation presets of Sec. 4.2, applied to uint8 tensors in the workers."""
 
@@ -121,6 +139,8 @@ class AugConfig:
     """flip_affine: maximal translation as a share of the image side."""
     affine_scale: tuple[float, float] = (0.8, 1.0)
     """flip_affine: range of the random scale."""
+    occluders: OccluderAugConfig = field(default_factory=OccluderAugConfig)
+    """Realistic occluders on training faces (off by default)."""
 
     def __post_init__(self) -> None:
         _check_choice(self.preset, "aug.preset", PRESETS)

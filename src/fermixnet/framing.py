@@ -8,9 +8,11 @@ of the image side, and whether faces are turned upright:
   aligned crops (:data:`RAFDB_TEMPLATE`, our estimate, see ``inference/align.py``).
 - ``box``: an upright square around the face: the *face box* grown by ``margin`` of its side on
   each side (FER2013 and FERPlus: OpenCV face boxes; AffectNet: its given face box). The face box
-  is, by definition, the square in which the five landmarks sit at :data:`RAFDB_TEMPLATE` (the
-  convention under which box-only detectors place landmarks), so a box is computed from any
-  detector's landmarks, and a detector's box is a face box.
+  is, by definition, the square in which the five landmarks sit at :data:`BOX_TEMPLATE`: where
+  they sit, on average, in the OpenCV Haar box of a face (the boxes FER2013 was cut from). So a
+  face box is computed from any detector's landmarks, a Haar box is a face box as it is, and
+  every detector gives the same crop of a face (benchmarks/detector_bench.py measures how
+  closely; tests/test_framing.py holds it).
 - ``as_given``: unknown (a user's folder); inference keeps its behaviour of earlier versions
   (alignment to the checkpoint's template, or RAF-DB's).
 
@@ -37,6 +39,23 @@ RAFDB_TEMPLATE: np.ndarray = np.array(
     ],
     dtype=np.float64,
 )
+# Where the five landmarks (YuNet's convention, fermixnet.inference.yunet) sit in an OpenCV Haar
+# face box (haarcascade_frontalface_default), as fractions of its side: the mean over 96 faces
+# found by both (40 of a real photograph, matplotlib's Grace Hopper, mirrored, turned up to 8
+# degrees, 80-200 px; 56 drawn and generated ones), mirrored to be symmetric; per face the points
+# scatter by 0.02-0.03 of the side across and 0.05 along (Haar's boxes jitter vertically).
+# `python benchmarks/detector_bench.py --calibrate --scenes 20` prints it. Wider-set eyes and
+# mouth than RAF-DB's template: a Haar box is a little tighter around the features.
+BOX_TEMPLATE: np.ndarray = np.array(
+    [
+        [0.323, 0.405],  # eye, image left
+        [0.677, 0.405],  # eye, image right
+        [0.500, 0.592],  # nose tip
+        [0.351, 0.744],  # mouth corner, image left
+        [0.649, 0.744],  # mouth corner, image right
+    ],
+    dtype=np.float64,
+)
 # FER2013 (and FERPlus, its relabelling) was cropped from OpenCV face boxes, corrected by hand
 # (Goodfellow et al. 2013, "Challenges in representation learning", Sec. 3.1); its 48 px faces
 # show the hairline and the chin with a little room: our estimate is the face box grown by a
@@ -54,7 +73,8 @@ class Framing:
         kind: ``template`` (similarity warp with rotation), ``box`` (upright square, no
             rotation) or ``as_given`` (unknown; inference behaves as before framings existed).
         margin: each side grown by this fraction of the face's side (``box``; 0 for a template).
-        template: (5, 2) landmark fractions in the face box or crop; None: :data:`RAFDB_TEMPLATE`.
+        template: (5, 2) landmark fractions in the face box or crop; None: :data:`BOX_TEMPLATE`
+            for a box, :data:`RAFDB_TEMPLATE` otherwise.
     """
 
     kind: str = "as_given"
@@ -79,7 +99,10 @@ class Framing:
 
     def points(self) -> np.ndarray:
         """(5, 2) landmark positions as fractions of the crop side (margin applied)."""
-        t = RAFDB_TEMPLATE if self.template is None else np.asarray(self.template, np.float64)
+        if self.template is not None:
+            t = np.asarray(self.template, np.float64)
+        else:
+            t = BOX_TEMPLATE if self.kind == "box" else RAFDB_TEMPLATE
         return (t + self.margin) / (1.0 + 2.0 * self.margin)
 
     def to_meta(self) -> dict[str, object]:

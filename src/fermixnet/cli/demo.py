@@ -48,6 +48,13 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", type=Path, default=None,
                    help="YAML recipe of FERMixNet, e.g. configs/rafdb_resnet18.yaml; the baseline "
                    "is it without mid branch and FERMix (default: the demo's from-scratch pair)")
+    p.add_argument("--arms", nargs="+", default=None, metavar="ARM",
+                   help="models to compare, the first the reference: presets of recipe overrides "
+                   "(resnet18, fermixnet, resnet18-occluders, fermixnet-occluders, "
+                   "fermixnet-landmarks, fermixnet-landmarks-occluders; default: resnet18 "
+                   "fermixnet); arms with occluders are tested on the occluders none trained with")
+    p.add_argument("--recipes", type=Path, nargs="+", default=None, metavar="YAML",
+                   help="one recipe file per arm instead of --arms/--recipe (named by file name)")
     p.add_argument("--out", type=Path, default=Path("fermixnet_compare"), help="output folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds; several give mean ± std (default: 0)")
@@ -65,20 +72,24 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from fermixnet.demo.compare import CompareSettings, run_compare
+    from fermixnet.run_layout import ReportLayout
 
     settings = CompareSettings(
         data=tuple(args.data), out=args.out, recipe=args.recipe, seeds=tuple(args.seeds),
         size=args.size, epochs=args.epochs, batch=args.batch, quick=args.quick,
-        overrides=tuple(args.overrides), occlusion_seed=args.occlusion_seed)
+        overrides=tuple(args.overrides), occlusion_seed=args.occlusion_seed,
+        arms=tuple(args.arms) if args.arms else None,
+        recipes=tuple(args.recipes) if args.recipes else None)
     summary = run_compare(settings, log=lambda line: print(line, flush=True))
     print()
     print(summary.read_text())
-    print(f"report: {summary.parent / 'report.md'}")
+    print(f"report: {ReportLayout(summary.parent).markdown}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from fermixnet.demo import DemoSettings, run_demo
+    from fermixnet.run_layout import ReportLayout
 
     given = {k: getattr(args, k) for k in ("size", "train", "val", "test") if getattr(args, k)}
     settings = DemoSettings(out=args.out, seeds=tuple(args.seeds), data_seed=args.data_seed,
@@ -86,6 +97,6 @@ def _run(args: argparse.Namespace) -> int:
                             **given)
     result = run_demo(settings)
     print()
-    print((result.report.parent / "summary.md").read_text())
+    print(ReportLayout(result.report.parent).summary_md.read_text())
     print(f"report: {result.report}")
     return 0

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--detector",
         default="auto",
-        help="auto, dlib, dlib-cnn, mediapipe, haar, aligned/none (inputs are aligned face crops)",
+        help="auto, yunet, dlib, dlib-cnn, mediapipe, haar, aligned/none (inputs are aligned face "
+        "crops)",
     )
     p.add_argument("--backend", choices=("torch", "onnxruntime", "torchscript"), default="torch")
     p.add_argument(

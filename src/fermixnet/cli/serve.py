@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="uploads over this many MB get 413 (default 10)")
     p.add_argument("--detector", default="auto", help="face detector (see predict)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda")
+    p.add_argument("--workers", type=int, default=0,
+                   help="requests detected and classified at once, each with its own detector "
+                   "(default 0: one per CPU core)")
     p.set_defaults(func=run_serve)
 
 
@@ -36,8 +39,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
-    app = create_app(load_served_model(args.checkpoint, args.detector, args.device),
-                     max_upload_mb=args.max_upload_mb)
+    served = load_served_model(args.checkpoint, args.detector, args.device, args.workers)
+    app = create_app(served, max_upload_mb=args.max_upload_mb)
+    if served.backend == "torch":
+        print("fermixnet serve: serving with PyTorch; an ONNX export answers faster: "
+              "fermixnet export --checkpoint CKPT --format onnx --out model.onnx "
+              "(docs/serve.md)", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"fermixnet serve: listening on {args.host}: the page and API are reachable from "
               "other machines and have no authentication", file=sys.stderr)

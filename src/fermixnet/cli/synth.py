@@ -38,6 +38,10 @@ def _add_synth(data_subparsers: argparse._SubParsersAction) -> None:
     for split, n in DEFAULT_COUNTS.items():
         p.add_argument(f"--{split}", type=int, default=n, help=f"{split} images (default {n})")
     p.add_argument("--classes", type=int, default=7, choices=(7, 8), help="7 or 8 (+contempt)")
+    p.add_argument("--preset", default="aligned", choices=("aligned", "unaligned"),
+                   help="aligned (default: nearly upright, centred faces) or unaligned (framed "
+                   "like detector boxes: roll up to 30 degrees, shifts up to 15 %% of the side, "
+                   "scale 0.75-1.15; docs/synthetic.md)")
     p.add_argument("--workers", type=int, default=1, help="drawing processes (default 1)")
     p.add_argument(
         "--intensity",
@@ -70,6 +74,9 @@ def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
         help="comma list of upper,lower,left,right,corner,object (default all)",
     )
     q.add_argument("--seed", type=int, default=0, help="master seed")
+    q.add_argument("--occluders", default=None, metavar="NAMES",
+                   help="comma list of the only occluders to draw, e.g. sunglasses,scarf,phone "
+                   "(those a model did not train with; types without any are left out)")
     q.add_argument("--splits", default="test", help="comma list of splits (default test)")
     q.add_argument(
         "--random-type",
@@ -86,7 +93,8 @@ def _add_occlude(data_subparsers: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Handler of ``data synth``."""
-    from fermixnet.synth.generate import SynthConfig, generate_synthetic
+    from fermixnet.synth.faces import synth_preset
+    from fermixnet.synth.generate import generate_synthetic
 
     overrides = {"num_classes": args.classes}
     if args.intensity is not None:
@@ -100,7 +108,7 @@ def run_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         size=args.size,
         counts=counts,
-        config=SynthConfig(**overrides),
+        config=synth_preset(args.preset, **overrides),
         workers=args.workers,
     )
     n, dt = sum(counts.values()), time.perf_counter() - start
@@ -121,6 +129,8 @@ def run_occlude(args: argparse.Namespace) -> int:
         splits=splits,
         random_type=args.random_type,
         keep_clean=not args.no_clean,
+        occluders=None if args.occluders is None
+        else tuple(n.strip() for n in args.occluders.split(",") if n.strip()),
     )
     print(f"wrote occluded data set {manifest}")
     return 0

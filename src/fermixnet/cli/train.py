@@ -83,12 +83,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fermixnet.engine.distributed import process_rank
     from fermixnet.engine.preemption import EXIT_STOPPED
     from fermixnet.report.plots import mix_samples_preview
+    from fermixnet.run_layout import RunLayout
 
     if args.resume is not None:
         if args.config is not None or (args.out is not None and args.out != args.resume):
             raise ValueError("--resume RUN takes the config from RUN/config.yaml; drop --config "
                              "and --out")
-        cfg = load_config(args.resume / "config.yaml", args.overrides)
+        cfg = load_config(RunLayout(args.resume).config, args.overrides)
         out, resume = args.resume, True
     else:
         if args.config is None or args.out is None:
@@ -97,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = fit(cfg, out, resume=resume, preview=mix_samples_preview)
     except TrainingDivergedError as err:
-        print(f"fermixnet train: {err}; the last good checkpoint is {out}/checkpoints/last "
+        print(f"fermixnet train: {err}; the last good checkpoint is {RunLayout(out).last} "
               f"(lower optim.lr and continue with --resume {out})", file=sys.stderr)
         return 3
     except TrainingStopped:  # `fit` said where it stopped

@@ -1,4 +1,4 @@
-"""`fermixnet compare`: ResNet-18 vs FERMixNet under occlusion, on any data.
+"""`fermixnet compare`: ResNet-18 vs FERMixNet (or any arms) under occlusion, on any data.
 
 Given data specs, a recipe and seeds: writes an occluded copy of each data set's test split with
 the project's occluders (`fermixnet.synth.occlude.occlude_dataset`; every test face clean and once
@@ -7,7 +7,9 @@ row: the recipe without the mid-level branch and FERMix) and FERMixNet (the reci
 data, seed, schedule and epochs, selects each run's checkpoint on validation (never on the test
 set), evaluates both clean and per occluder (Table 2's structure) and writes the summary table,
 plot and report, with mean and spread over seeds. `fermixnet demo` is this comparison on the
-synthetic faces (`fermixnet.demo.run`).
+synthetic faces (`fermixnet.demo.run`). `--arms` / `--recipes` compare any models instead of the
+pair (`fermixnet.demo.arms`): every arm gets the same data, budget, seeds and test copies, and arms
+that train with the project's occluders are tested on the occluder families none of them saw.
 
 Before training it says how long the runs will take (`fermixnet.demo.estimate`). Run again after
 a kill, it reuses the occluded copies and the finished runs and resumes a half-done run from its
@@ -24,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from fermixnet.config import Config
+from fermixnet.demo.arms import BASELINE_OVERRIDES, RECIPES, Arm, held_out, resolve_arms
 from fermixnet.demo.summary import DemoRow, row_from_eval
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import ComparisonLayout, RunLayout
 
-RECIPES = Path(__file__).parent / "recipes"
 MODELS: tuple[tuple[str, str], ...] = (("ResNet-18", "resnet18"), ("FERMixNet", "fermixnet"))
-"""(label, run folder name) of the baseline and of FERMixNet, in table order."""
-BASELINE_OVERRIDES: tuple[str, ...] = ("model.mid_branch=false", "mix.method=none")
-"""The baseline of a recipe: no mid-level branch, no mixing (Table 1, first row)."""
+"""(label, run folder name) of the baseline and of FERMixNet, the default arms, in table order."""
 QUICK_OVERRIDES: tuple[str, ...] = ("train.max_steps_per_epoch=2", "data.workers=0")
 """`--quick`: two steps per epoch (with 32 px, batch 16 and one epoch); for tests."""
 DEFAULT_VAL_FRACTION = 0.1
@@ -62,6 +63,9 @@ class CompareSettings:
         occlusion_seed: seed of the occluders drawn onto the test faces.
         stamp: what the data were made from (the demo: the synthetic set's settings); an occluded
             copy made from other data is refused instead of reused.
+        arms: arm presets (`fermixnet.demo.arms.ARM_PRESETS`) applied to `recipe`; None: the
+            baseline and FERMixNet.
+        recipes: one recipe file per arm instead of `arms` and `recipe`.
     """
 
     data: Sequence[str]
@@ -75,11 +79,16 @@ class CompareSettings:
     overrides: Sequence[str] = field(default_factory=tuple)
     occlusion_seed: int = 0
     stamp: Mapping[str, Any] = field(default_factory=dict)
+    arms: Sequence[str] | None = None
+    recipes: Sequence[Path] | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if not self.data:
             raise ValueError("compare needs at least one --data NAME:ROOT")
+        if self.recipes and self.recipe is not None:
+            raise ValueError("give --recipe (with --arms) or --recipes, not both")
+        self.arm_list()  # checked before any work
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if self.recipe is not None and not Path(self.recipe).is_file():
@@ -95,28 +104,36 @@ class CompareSettings:
         if self.size is not None and self.size < 32:
             raise ValueError(f"--size must be at least 32 pixels, got {self.size}")
 
+    def arm_list(self) -> list[Arm]:
+        """The arms, the first one the reference of the differences."""
+        return resolve_arms(self.arms, self.recipes, self.recipe)
+
+    @property
+    def layout(self) -> ComparisonLayout:
+        """Where the copies, the cache, the runs and the report go under `out`."""
+        return ComparisonLayout(self.out)
+
 
 @dataclass
 class Comparison:
     """What `run_comparison` trained: rows per test set, run folders, timings, the estimate."""
 
     rows: dict[str, list[DemoRow]]
-    """Test set name -> one row per model and seed (baseline first within each seed)."""
+    """Test set name -> one row per arm and seed (arms in order within each seed)."""
     runs: list[Path]
     names: list[str]
     """Report column label of each run, e.g. `FERMixNet (seed 0)`."""
     timings: dict[str, float]
     estimate: str
+    trained_occluders: tuple[str, ...] = ()
+    """Occluder families some arm trained with (`aug.occluders`); the test left them out."""
+    test_occluders: tuple[str, ...] | None = None
+    """Occluder families of the test copies (None: every one)."""
 
 
 def recipe_pair(recipe: Path | None) -> list[tuple[str, str, Path, tuple[str, ...]]]:
     """(label, run folder name, recipe file, extra overrides) of the baseline and FERMixNet."""
-    if recipe is None:
-        return [(label, model, RECIPES / f"{model}.yaml", ()) for label, model in MODELS]
-    (base_label, base_model), (ours_label, ours_model) = MODELS
-    stem = Path(recipe).stem
-    return [(base_label, base_model, Path(recipe), (*BASELINE_OVERRIDES, f"name={stem}_baseline")),
-            (ours_label, ours_model, Path(recipe), ())]
+    return [(a.label, a.name, a.recipe, a.overrides) for a in resolve_arms(None, None, recipe)]
 
 
 def _flow_list(specs: Sequence[str | Path]) -> str:
@@ -138,11 +155,11 @@ class DataPlan:
 
 
 def compare_configs(s: CompareSettings, seed: int, plan: DataPlan) -> list[Config]:
-    """The baseline's and FERMixNet's configs for one seed: same data, size, epochs, batch."""
+    """Each arm's config for one seed: same data, size, epochs, batch."""
     from fermixnet.config import load_config
 
     base = [f"data.train={_flow_list(plan.train)}", f"data.val={_flow_list(plan.val)}",
-            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.out / 'cache'}",
+            f"data.test={_flow_list(plan.test)}", f"data.cache_dir={s.layout.cache}",
             f"train.seed={seed}"]
     if plan.val:
         base.append("data.val_fraction=0.0")
@@ -151,7 +168,8 @@ def compare_configs(s: CompareSettings, seed: int, plan: DataPlan) -> list[Confi
         if value is not None:
             base.append(f"{key}={value}")
     out = []
-    for _, _, path, extra in recipe_pair(s.recipe):
+    for arm in s.arm_list():
+        path, extra = arm.recipe, arm.overrides
         cfg = load_config(path, [*base, *s.overrides, *extra])
         if not plan.val and cfg.data.val_fraction == 0:
             cfg = load_config(path, [*base, *s.overrides, *extra,
@@ -191,14 +209,16 @@ def plan_data(s: CompareSettings, log: Callable[[str], None]) -> DataPlan:
         n_val += n
     if not has_val:
         n_val = 0
-    folders = [s.out / "data" / f"{label}_occluded" for label in eval_set_names(s.data)]
+    folders = [s.layout.data / f"{label}_occluded" for label in eval_set_names(s.data)]
     return DataPlan(train=list(s.data), val=list(s.data) if has_val else [],
                     test=[f"manifest:{f}" for f in folders],
                     counts=(n_train, n_val, n_test * (1 + len(OCCLUSION_TYPES))))
 
 
-def write_occluded(s: CompareSettings, plan: DataPlan, log: Callable[[str], None]) -> None:
-    """One occluded copy of each data set's test split (reused when made from the same data).
+def write_occluded(s: CompareSettings, plan: DataPlan, log: Callable[[str], None],
+                   occluders: Sequence[str] | None = None) -> None:
+    """One occluded copy of each data set's test split (reused when made from the same data),
+    with only `occluders` (families no arm trained with) when given.
 
     Raises:
         ValueError: a copy in the folder was made from other data or settings.
@@ -210,6 +230,8 @@ def write_occluded(s: CompareSettings, plan: DataPlan, log: Callable[[str], None
         stamp_file = folder.with_name(f"{folder.name}.json")
         stamp = {"spec": spec, "seed": s.occlusion_seed, "types": list(OCCLUSION_TYPES),
                  **s.stamp}
+        if occluders is not None:
+            stamp["occluders"] = list(occluders)
         made = stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
         if (folder / "manifest.csv").is_file():
             if not made:
@@ -221,7 +243,8 @@ def write_occluded(s: CompareSettings, plan: DataPlan, log: Callable[[str], None
             f"into {folder}")
         folder.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(stamp_file, json.dumps(stamp))  # the copy itself appears whole or not at all
-        occlude_dataset(spec, folder, seed=s.occlusion_seed, splits=("test",))
+        occlude_dataset(spec, folder, seed=s.occlusion_seed, splits=("test",),
+                        occluders=occluders)
 
 
 def first_batch(spec: str, size: int, batch: int):
@@ -246,7 +269,8 @@ def first_batch(spec: str, size: int, batch: int):
 
 def _epochs_done(run_dir: Path) -> int:
     try:
-        return int(json.loads((run_dir / "metrics.json").read_text())["epochs_completed"])
+        metrics = RunLayout(run_dir).metrics_json
+        return int(json.loads(metrics.read_text())["epochs_completed"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -255,18 +279,19 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
     """Measure each model's speed on the first training batch; the estimate of what is left."""
     from fermixnet.demo.estimate import format_estimate, measure_speed, run_cost
     from fermixnet.engine.distributed import resolve_device
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
 
-    pending = [(seed, i) for seed in s.seeds for i in range(len(MODELS))
+    arms = s.arm_list()
+    pending = [(seed, i) for seed in s.seeds for i in range(len(arms))
                if run_status(_run_dir(s, seed, i)) != "complete"]
-    reused = len(s.seeds) * len(MODELS) - len(pending)
+    reused = len(s.seeds) * len(arms) - len(pending)
     if not pending:
         return f"estimate: nothing to train ({reused} finished run(s) reused)"
     speeds = {}
     images = first_batch(s.data[0], configs[0].model.input_size, configs[0].train.batch_size)
     for i in sorted({i for _, i in pending}):
         speeds[i] = measure_speed(configs[i], images, steps=1 if s.quick else 3)
-    costs = [run_cost(f"{MODELS[i][0]}, seed {seed}", configs[i], plan.counts,
+    costs = [run_cost(f"{arms[i].label}, seed {seed}", configs[i], plan.counts,
                       _epochs_done(_run_dir(s, seed, i)), speeds[i]) for seed, i in pending]
     device = resolve_device(configs[0].train.device)
     threads = f", {configs[0].train.cpu_threads or 'default'} thread(s)"
@@ -274,8 +299,8 @@ def estimate(s: CompareSettings, plan: DataPlan, configs: Sequence[Config]) -> s
                            reused)
 
 
-def _run_dir(s: CompareSettings, seed: int, model: int) -> Path:
-    return s.out / "runs" / f"seed{seed}" / MODELS[model][1]
+def _run_dir(s: CompareSettings, seed: int, arm: int) -> Path:
+    return s.layout.run(seed, s.arm_list()[arm].name).root
 
 
 def _read_best(run_dir: Path, names: Sequence[str]):
@@ -284,7 +309,7 @@ def _read_best(run_dir: Path, names: Sequence[str]):
 
     out = {}
     for name in names:
-        d = json.loads((run_dir / "eval" / f"{name}-best.json").read_text())
+        d = json.loads(RunLayout(run_dir).eval_json(name, "best").read_text())
         out[name] = EvalResult(d["dataset"], tuple(d["classes"]), d["heads"])
     return out
 
@@ -294,7 +319,7 @@ def train_run(cfg: Config, run_dir: Path, label: str, seed: int, log: Callable[[
     """Train one run (resumed when half done, reused when finished); its best test results."""
     from fermixnet.data.registry import eval_set_names
     from fermixnet.engine import fit
-    from fermixnet.engine.sweep import run_status
+    from fermixnet.engine.run_state import run_status
     from fermixnet.report.plots import mix_samples_preview
 
     status = run_status(run_dir)
@@ -322,16 +347,20 @@ def run_comparison(s: CompareSettings, log: Callable[[str], None] = print,
     t = time.perf_counter()
     plan = plan_data(s, log)
     configs = {seed: compare_configs(s, seed, plan) for seed in s.seeds}  # all checked first
+    trained, left = held_out(configs[s.seeds[0]])
+    if left is not None:
+        log(f"data: arms train with the occluders {', '.join(trained)}; the test copies hold "
+            f"only the others: {', '.join(left)}")
     text = estimate(s, plan, configs[s.seeds[0]])
     log(text)
     timings["estimate"] = time.perf_counter() - t
     t = time.perf_counter()
-    write_occluded(s, plan, log)
+    write_occluded(s, plan, log, left)
     timings["occlude"] = time.perf_counter() - t
     rows: dict[str, list[DemoRow]] = {}
     runs, names = [], []
     for seed in s.seeds:
-        for i, (label, _) in enumerate(MODELS):
+        for i, label in enumerate(a.label for a in s.arm_list()):
             t = time.perf_counter()
             run_dir = _run_dir(s, seed, i)
             best = train_run(configs[seed][i], run_dir, label, seed, log, after_fit)
@@ -340,7 +369,8 @@ def run_comparison(s: CompareSettings, log: Callable[[str], None] = print,
                 rows.setdefault(name, []).append(row_from_eval(label, seed, res))
             runs.append(run_dir)
             names.append(f"{label} (seed {seed})")
-    return Comparison(rows=rows, runs=runs, names=names, timings=timings, estimate=text)
+    return Comparison(rows=rows, runs=runs, names=names, timings=timings, estimate=text,
+                      trained_occluders=trained, test_occluders=left)
 
 
 def write_compare_report(s: CompareSettings, cmp: Comparison) -> Path:
@@ -350,15 +380,19 @@ def write_compare_report(s: CompareSettings, cmp: Comparison) -> Path:
     from fermixnet.demo.summary import format_compare_summary, plot_demo, spread_rows
     from fermixnet.report import write_report
 
-    report_dir = s.out / "report"
-    report = write_report(cmp.runs, report_dir, names=cmp.names)
+    report_dir = s.layout.report
+    report = write_report(cmp.runs, report_dir.root, names=cmp.names)
     for name, rows in cmp.rows.items():
-        plot_demo(spread_rows(rows), report_dir / "plots" / f"compare_{name}.png",
+        plot_demo(spread_rows(rows), report_dir.plot(f"compare_{name}"),
                   title=f"{name}: test faces clean and occluded")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()}
-    atomic_write(report_dir / "summary.md", format_compare_summary(cmp.rows, settings, cmp.timings))
-    atomic_write(report_dir / "summary.json", json.dumps(
+    occluders = {"trained": list(cmp.trained_occluders),
+                 "test": None if cmp.test_occluders is None else list(cmp.test_occluders)}
+    atomic_write(report_dir.summary_md, format_compare_summary(
+        cmp.rows, settings, cmp.timings, [a.label for a in s.arm_list()], occluders))
+    atomic_write(report_dir.summary_json, json.dumps(
         {"settings": settings, "estimate": cmp.estimate, "timings": cmp.timings,
+         **({"occluders": occluders} if cmp.test_occluders is not None else {}),
          "rows": {name: [asdict(r) for r in rows] for name, rows in cmp.rows.items()}},
         indent=1, default=str))
     return report
@@ -368,4 +402,4 @@ def run_compare(s: CompareSettings, log: Callable[[str], None] = print) -> Path:
     """The whole comparison; returns the path of `report/summary.md`."""
     cmp = run_comparison(s, log)
     write_compare_report(s, cmp)
-    return s.out / "report" / "summary.md"
+    return s.layout.report.summary_md

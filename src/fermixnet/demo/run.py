@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fermixnet.demo.compare import CompareSettings, run_comparison
+from fermixnet.demo.compare import MODELS, CompareSettings, run_comparison
 from fermixnet.demo.summary import (
     DemoRow,
     format_summary,
@@ -31,6 +31,8 @@ from fermixnet.demo.summary import (
 )
 from fermixnet.fileio import atomic_write
 from fermixnet.framing import Framing
+from fermixnet.models.contract import META_NAME
+from fermixnet.run_layout import ComparisonLayout, RunLayout
 
 
 @dataclass
@@ -88,8 +90,8 @@ def make_data(s: DemoSettings, log: Callable[[str], None]) -> Path:
     """Draw the synthetic set, unless it is already there; returns its folder."""
     from fermixnet.synth.generate import generate_synthetic
 
-    clean = s.out / "data" / "synthetic"
-    stamp_file = s.out / "data" / "settings.json"
+    data = ComparisonLayout(s.out).data
+    clean, stamp_file = data / "synthetic", data / "settings.json"
     if stamp_file.exists() and json.loads(stamp_file.read_text()) == data_stamp(s):
         log(f"data: reusing {clean}")
         return clean
@@ -132,7 +134,7 @@ def synthetic_template(manifest: Path) -> list[list[float]]:
 
 
 def _store_template(run_dir: Path, template: list[list[float]]) -> None:
-    for meta_file in (run_dir / "checkpoints").glob("*/meta.json"):
+    for meta_file in RunLayout(run_dir).checkpoints.glob(f"*/{META_NAME}"):
         meta = json.loads(meta_file.read_text())
         meta["framing"] = Framing("box", template=tuple(map(tuple, template))).to_meta()
         atomic_write(meta_file, json.dumps(meta, indent=1))
@@ -151,15 +153,15 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = print) -> DemoResult:
     (rows,) = cmp.rows.values()  # the occluded copy holds the clean images too
     timings = {"data": synth + cmp.timings.pop("occlude"), **cmp.timings}
     t = time.perf_counter()
-    report_dir = s.out / "report"
-    report = write_report(cmp.runs, report_dir, names=cmp.names)
+    layout = ComparisonLayout(s.out)
+    report = write_report(cmp.runs, layout.report.root, names=cmp.names)
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    checkpoint = s.out / "runs" / f"seed{s.seeds[0]}" / "fermixnet" / "checkpoints" / "best"
-    plot_demo(spread_rows(rows), report_dir / "plots" / "demo_accuracy.png")
+    checkpoint = layout.run(s.seeds[0], MODELS[-1][1]).best  # FERMixNet's
+    plot_demo(spread_rows(rows), layout.report.plot("demo_accuracy"))
     summary = format_summary(rows, timings, checkpoint, quick=s.quick)
-    atomic_write(report_dir / "summary.md", summary)
-    atomic_write(report_dir / "summary.json", json.dumps(
+    atomic_write(layout.report.summary_md, summary)
+    atomic_write(layout.report.summary_json, json.dumps(
         {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
          "rows": [asdict(r) for r in rows], "timings": timings,
          "checks": [asdict(c) for c in target_checks(spread_rows(rows))]}, indent=1))

@@ -76,11 +76,12 @@ def format_table(rows: Sequence[DemoRow]) -> str:
         cells = [cell(r, "clean", r.clean), *(cell(r, k, r.occluded[k]) for k in keys),
                  cell(r, "occluded_mean", r.occluded_mean)]
         lines.append(f"| {r.model} | " + " | ".join(cells) + " |")
-    if len(rows) == 2:
-        base, ours = rows
+    base = rows[0]
+    for ours in rows[1:]:  # the difference of each arm to the first, in points
         deltas = [ours.clean - base.clean, *(ours.occluded[k] - base.occluded[k] for k in keys),
                   ours.occluded_mean - base.occluded_mean]
-        lines.append("| difference | " + " | ".join(f"{d:+.1f}" for d in deltas) + " |")
+        label = "difference" if len(rows) == 2 else f"{ours.model} − {base.model}"
+        lines.append(f"| {label} | " + " | ".join(f"{d:+.1f}" for d in deltas) + " |")
     return "\n".join(lines)
 
 
@@ -227,7 +228,8 @@ def format_summary(rows: Sequence[DemoRow], timings: Mapping[str, float], checkp
         f"{checkpoint}`. It was trained on synthetic faces: it is for trying predict, export and "
         "explain, not for real photos (on real faces it scores near chance). For a model and a "
         "robustness table on real faces, run `fermixnet compare` (or `fermixnet train`) on your "
-        "data (docs/data.md, docs/training.md).",
+        "data (docs/data.md, docs/training.md). After `make demo`, `fermixnet` is "
+        "`.venv/bin/fermixnet`; `source .venv/bin/activate` puts it on the PATH.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -241,9 +243,45 @@ def _verdict(base: DemoRow, ours: DemoRow, what: str) -> str:
             f"({gain:+.1f} points), {ours.clean:.1f} % vs {base.clean:.1f} % on clean faces.")
 
 
+def _arms_intro(labels: Sequence[str], settings: Mapping[str, Any],
+                occluders: Mapping[str, Any] | None) -> list[str]:
+    """What a comparison of other arms than the default pair compared, and on which occluders."""
+    recipe = settings.get("recipe") or "the demo's from-scratch recipes"
+    how = ("one recipe file each (" + ", ".join(str(r) for r in settings["recipes"]) + ")"
+           if settings.get("recipes") else f"presets of `fermixnet compare --arms` on {recipe}")
+    lines = [f"Arms: {', '.join(labels)} ({how}), each trained with the same data, seeds, "
+             "schedule and epochs; the differences are to the first arm, in points."]
+    if occluders and occluders.get("test") is not None:
+        lines += ["", f"**Held-out occluders.** Arms trained with the occluder families "
+                  f"{', '.join(occluders['trained'])} (`aug.occluders`); the occluded test faces "
+                  f"show only the families no arm trained with: {', '.join(occluders['test'])}."]
+    return lines
+
+
+def _arm_verdicts(table: Sequence[DemoRow]) -> str:
+    base = table[0]
+    return "In plain words: " + "; ".join(
+        f"{r.model} {r.occluded_mean:.1f} % on occluded faces "
+        f"({r.occluded_mean - base.occluded_mean:+.1f} points to {base.model}), {r.clean:.1f} % "
+        f"clean ({r.clean - base.clean:+.1f})" for r in table[1:]) + "."
+
+
 def format_compare_summary(rows: Mapping[str, Sequence[DemoRow]], settings: Mapping[str, Any],
-                           timings: Mapping[str, float]) -> str:
-    """`fermixnet compare`'s summary: what was compared, one table and plot per test set."""
+                           timings: Mapping[str, float], labels: Sequence[str] | None = None,
+                           occluders: Mapping[str, Any] | None = None) -> str:
+    """`fermixnet compare`'s summary: what was compared, one table and plot per test set.
+
+    Args:
+        rows: test set name -> rows per arm and seed.
+        settings: the comparison's settings (as a dict).
+        timings: seconds per step.
+        labels: the arms' labels in order; None or the default pair: the ResNet-18 vs
+            FERMixNet summary.
+        occluders: ``{"trained": [...], "test": [...] or None}`` (held-out occluder families).
+    """
+    if (labels is not None and tuple(labels) != ("ResNet-18", "FERMixNet")) or (
+            occluders and occluders.get("test") is not None):
+        return _format_arms_summary(rows, settings, timings, labels or [], occluders)
     recipe = (settings.get("recipe")
               or "the demo's from-scratch recipes (src/fermixnet/demo/recipes/)")
     seeds = ", ".join(str(s) for s in settings["seeds"])
@@ -266,4 +304,29 @@ def format_compare_summary(rows: Mapping[str, Sequence[DemoRow]], settings: Mapp
               "", "Every number per subset and per run, training curves and confusion matrices: "
               "report.md. The models: `runs/seed<k>/{resnet18,fermixnet}/checkpoints/best` "
               "(`fermixnet predict IMAGE --checkpoint ...`)."]
+    return "\n".join(lines) + "\n"
+
+
+def _format_arms_summary(rows: Mapping[str, Sequence[DemoRow]], settings: Mapping[str, Any],
+                         timings: Mapping[str, float], labels: Sequence[str],
+                         occluders: Mapping[str, Any] | None) -> str:
+    """The summary of a comparison of any arms (`fermixnet compare --arms/--recipes`)."""
+    seeds = ", ".join(str(s) for s in settings["seeds"])
+    lines = [
+        f"# fermixnet compare: {' vs '.join(labels)} under occlusion", "",
+        *(["**Smoke run (`--quick`): two steps of training; the numbers mean nothing.**", ""]
+          if settings.get("quick") else []),
+        f"Data: {', '.join(settings['data'])}.", "",
+        *_arms_intro(labels, settings, occluders), "",
+        "Accuracy (%) of the fused prediction on each test set's faces, clean and under each "
+        "synthetic occluder type (Table 2's structure); each run's checkpoint was selected on "
+        f"validation, never on the test set (seeds: {seeds}; `± std` over seeds).",
+    ]
+    for name, set_rows in rows.items():
+        table = spread_rows(set_rows)
+        lines += ["", f"## {name}", "", format_table(table), "", _arm_verdicts(table), "",
+                  f"![{name}: accuracy, clean and per occluder](plots/compare_{name}.png)"]
+    lines += ["", "Time: " + ", ".join(f"{k} {format_seconds(v)}" for k, v in timings.items()),
+              "", "Every number per subset and per run, training curves and confusion matrices: "
+              "report.md. The models: `runs/seed<k>/<arm>/checkpoints/best`."]
     return "\n".join(lines) + "\n"

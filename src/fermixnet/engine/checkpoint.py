@@ -60,6 +60,11 @@ def is_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in REQUIRED_FILES)
 
 
+def recoverable(root: Path, name: str) -> bool:
+    """True when `recover(root, name)` finds a complete checkpoint (nothing is moved here)."""
+    return is_complete(root / name) or is_complete(root / f".old-{name}")
+
+
 def recover(root: Path, name: str) -> Path | None:
     """Return `root/name` if complete, restoring it from an interrupted swap when needed."""
     target = root / name

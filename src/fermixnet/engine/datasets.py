@@ -115,6 +115,11 @@ def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | 
                              for s in cfg.data.val])
     elif cfg.data.val_fraction > 0:
         train_idx, val_idx = stratified_split(labels, cfg.data.val_fraction, cfg.train.seed)
+        if not val_idx:  # no class has two images: nothing to select checkpoints on
+            raise ValueError(
+                f"data.val_fraction={cfg.data.val_fraction} holds out no image of data.train "
+                f"({len(labels)} images, no class with two or more); pass a validation set "
+                "with --set data.val=[<name>:/path] or train on more images")
         val = Subset(plain_all, val_idx)
     else:
         train_idx, val = list(range(len(labels))), None

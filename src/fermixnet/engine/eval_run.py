@@ -9,26 +9,29 @@ import torch
 
 from fermixnet.engine.datasets import build_test_sets
 from fermixnet.engine.distributed import resolve_device
-from fermixnet.engine.evaluate import EvalResult, evaluate, shard_loader
+from fermixnet.engine.evaluate import EvalResult, ModelInputs, evaluate, shard_loader
 from fermixnet.models.contract import (
     DEFAULT_INPUT_SIZE,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    META_NAME,
     WEIGHTS_NAME,
 )
+from fermixnet.run_layout import RunLayout
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """Accept a checkpoint folder, a `model.safetensors` file, or a run folder (its best
     checkpoint, else its last)."""
     path = Path(path)
-    for candidate in (path / "checkpoints" / "best", path / "checkpoints" / "last"):
+    run = RunLayout(path)
+    for candidate in (run.best, run.last):
         if (candidate / WEIGHTS_NAME).is_file():
             return candidate
     if path.is_file() or (path / WEIGHTS_NAME).is_file():
         return path
-    raise FileNotFoundError(f"{path}: no checkpoint (expected model.safetensors + meta.json, or a "
-                            "run folder with checkpoints/best)")
+    raise FileNotFoundError(f"{path}: no checkpoint (expected {WEIGHTS_NAME} + {META_NAME}, or a "
+                            f"run folder with {run.best.relative_to(path)})")
 
 
 def evaluate_checkpoint(
@@ -46,7 +49,8 @@ def evaluate_checkpoint(
     Args:
         checkpoint: checkpoint folder, `.safetensors` file, or run folder.
         data: specs `name:root[,split=...,key=value]`.
-        out_dir: if given, results go to `out_dir/eval/<data set>.json`.
+        out_dir: if given, results go to `out_dir/eval/<data set>.json`
+            (`RunLayout.eval_json`).
         device: `auto`, `cpu`, `cuda`, `mps`.
         batch_size: images per batch.
         workers: DataLoader workers.
@@ -64,8 +68,6 @@ def evaluate_checkpoint(
     model = model.to(dev).eval()
     classes = tuple(meta.get("classes") or ())
     size = int(meta.get("input_size", DEFAULT_INPUT_SIZE))
-    mean = meta.get("mean", IMAGENET_MEAN)
-    std = meta.get("std", IMAGENET_STD)
     if not data:
         raise ValueError("no data to evaluate on; pass --data <name>:/path/to/data")
     cache = Path(cache_dir) if cache_dir is not None else None  # the data package's default
@@ -75,13 +77,13 @@ def evaluate_checkpoint(
         raise ValueError(f"checkpoint {folder} was trained on classes {list(classes)}: "
                          f"{err}") from None
     results = {}
-    amp = torch.bfloat16 if dev.type == "cuda" else None
+    inputs = ModelInputs(dev, meta.get("mean", IMAGENET_MEAN), meta.get("std", IMAGENET_STD),
+                         amp_dtype=torch.bfloat16 if dev.type == "cuda" else None)
     for t in tests:
-        res = evaluate(model, shard_loader(t.dataset, batch_size, workers), device=dev,
-                       classes=classes, mean=mean, std=std, subsets=t.subsets, dataset=t.name,
-                       amp_dtype=amp)
+        res = evaluate(model, shard_loader(t.dataset, batch_size, workers), inputs, classes,
+                       subsets=t.subsets, dataset=t.name)
         if out_dir is not None:
-            res.save(Path(out_dir) / "eval" / f"{t.name}.json")
+            res.save(RunLayout(Path(out_dir)).eval_json(t.name))
         results[t.name] = res
     return results
 

@@ -43,25 +43,34 @@ def head_logits(out: Any) -> dict[str, torch.Tensor]:
     return heads
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """How uint8 batches become model input on this process (`models.contract.to_model_input`):
+    the device, the normalisation, the memory format and the autocast dtype. Training
+    (`Runtime.inputs`) and `fermixnet eval` build one and every evaluation uses it."""
+
+    device: torch.device
+    mean: Sequence[float]
+    std: Sequence[float]
+    channels_last: bool = False
+    """Convert inputs to channels_last."""
+    amp_dtype: torch.dtype | None = None
+    """Autocast dtype (None: full precision)."""
+
+
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    *,
-    device: torch.device,
-    mean: Sequence[float],
-    std: Sequence[float],
-    channels_last: bool = False,
-    amp_dtype: torch.dtype | None = None,
+    model: torch.nn.Module, loader: DataLoader, inputs: ModelInputs
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Run the model over a loader of `(uint8 image, label[, index])` batches.
 
     Returns:
         `(logits per head (N, K) float32 on CPU, labels (N,), dataset indices (N,))`.
     """
+    device, amp_dtype = inputs.device, inputs.amp_dtype
     model.eval()
-    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    mean_t = torch.tensor(inputs.mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(inputs.std, device=device).view(1, 3, 1, 1)
     chunks: dict[str, list[torch.Tensor]] = {}
     labels, indices = [], []
     seen = 0
@@ -72,7 +81,7 @@ def predict(
         # Loaders without indices (plain `(image, label)` batches) count in order.
         idx = batch[2] if len(batch) > 2 else torch.arange(seen, seen + len(y))
         seen += len(y)
-        x = to_model_input(x, device, mean_t, std_t, channels_last)
+        x = to_model_input(x, device, mean_t, std_t, inputs.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             out = model(x)
@@ -170,15 +179,11 @@ def compute_eval_result(
 def evaluate(
     model: torch.nn.Module,
     loader: DataLoader,
-    *,
-    device: torch.device,
+    inputs: ModelInputs,
     classes: Sequence[str],
-    mean: Sequence[float],
-    std: Sequence[float],
+    *,
     subsets: Mapping[str, Sequence[int]] | None = None,
     dataset: str = "test",
-    channels_last: bool = False,
-    amp_dtype: torch.dtype | None = None,
 ) -> EvalResult:
     """Evaluate every head on a loader of `(uint8 image, label, index)` batches.
 
@@ -189,19 +194,12 @@ def evaluate(
         model: the (unwrapped) model; put in eval mode here.
         loader: batches of `(uint8 (B, 3, H, W), labels (B,)[, dataset indices (B,)])`; the
             indices are needed only for sharded evaluation under torchrun (`shard_loader`).
-        device: where to run.
+        inputs: device, normalisation, memory format and precision of the model's input.
         classes: class names, in label order.
-        mean: normalisation mean.
-        std: normalisation standard deviation.
         subsets: name -> dataset indices (from `ds.subsets()`).
         dataset: name recorded in the result.
-        channels_last: convert inputs to channels_last.
-        amp_dtype: autocast dtype (None: full precision).
     """
-    logits, labels, indices = predict(
-        model, loader, device=device, mean=mean, std=std, channels_last=channels_last,
-        amp_dtype=amp_dtype,
-    )
+    logits, labels, indices = predict(model, loader, inputs=inputs)
     logits, labels = gather_predictions(logits, labels, indices)
     return compute_eval_result(dataset, logits, labels, classes, subsets)
 

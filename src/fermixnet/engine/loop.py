@@ -1,6 +1,7 @@
 """One training epoch (DeiT-style engine): p_mix gating, one forward over main + mixed batch,
 the Eq. 9 loss, mixed precision, SAM, progress bar, NaN checks, and stopping at a step boundary
-(preemption) with what a mid-epoch checkpoint needs to finish the epoch as if uninterrupted."""
+(preemption): `train_one_epoch` then returns with `stopped` set and the progress a mid-epoch
+checkpoint needs to finish the epoch as if uninterrupted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,9 @@ class StepInfo:
 
 @dataclass
 class EpochContext:
-    """Everything `train_one_epoch` needs besides the model and the data."""
+    """Everything `train_one_epoch` needs besides the model and the data: the step's settings
+    and the epoch's reporting, built once (`fit` builds it before the first epoch). The state of
+    an epoch is not here: `EpochTotals` and `EpochProgress` hold it."""
 
     criterion: torch.nn.Module
     """The Eq. 9 loss; its `mode` (cotrain or alternate, from `mix.cotrain`) also decides
@@ -75,8 +78,58 @@ class EpochContext:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every step
     stop: Callable[[], bool] | None = None
     """Asked at each step boundary (after the optimiser and scheduler steps and the hook) but the
-    epoch's last: True ends the epoch there (`EpochStopped`). Under DDP every process must give
-    the same answer (the trainer all-reduces the flag)."""
+    epoch's last: True ends the epoch there, and `train_one_epoch` returns with `stopped` set.
+    Under DDP every process must give the same answer (`fit` passes `StopRequest.agreed`)."""
+
+
+class EpochTotals:
+    """The running sums of an epoch, by name: `loss_sum` (of the steps' Eq. 9 losses), `correct`
+    (main images predicted right), `seen` (main images) and `steps`. One float64 tensor holds
+    them, so that DDP sums them in one all-reduce."""
+
+    def __init__(self, values: torch.Tensor | Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+                 device: torch.device | None = None) -> None:
+        self._t = torch.as_tensor(values, dtype=torch.float64, device=device)  # (4,)
+
+    loss_sum = property(lambda self: self._t[0])
+    correct = property(lambda self: self._t[1])
+    seen = property(lambda self: self._t[2])
+    steps = property(lambda self: self._t[3])
+
+    def add_step(self, loss: torch.Tensor, main_logits: torch.Tensor | None,
+                 y: torch.Tensor) -> None:
+        """Count one step; `main_logits` is None when the mixed batch trained alone."""
+        t = self._t
+        t[0] += loss.detach().double()
+        t[3] += 1
+        if main_logits is not None:
+            t[1] += (main_logits.detach().argmax(1) == y).sum()
+            t[2] += y.numel()
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss_sum / self.steps.clamp(min=1))
+
+    @property
+    def accuracy(self) -> float:
+        """Train accuracy on the main images (NaN when none was seen)."""
+        return float(self.correct / self.seen) if self.seen > 0 else float("nan")
+
+    def to(self, device: torch.device) -> EpochTotals:
+        """A copy on `device`."""
+        return EpochTotals(self._t.to(device, copy=True))
+
+    def reduced(self) -> EpochTotals:
+        """The totals of all processes (a copy; this process's alone without DDP)."""
+        return EpochTotals(all_reduce_sum(self._t.clone()))
+
+    def loss_sum_of_all(self) -> float:
+        """`loss_sum` summed over the processes (the NaN check's all-reduce of one number)."""
+        return float(all_reduce_sum(self._t[:1].clone()))
+
+    def to_list(self) -> list[float]:
+        """`[loss_sum, correct, seen, steps]`: the form a mid-epoch checkpoint keeps."""
+        return self._t.tolist()
 
 
 @dataclass
@@ -86,19 +139,30 @@ class EpochProgress:
 
     step: int = 0
     """Optimisation steps done in the epoch."""
-    sums: list[float] = dataclasses.field(default_factory=lambda: [0.0] * 4)
-    """Running sums: loss, correct main predictions, main images, steps (of all processes when
-    saved; of this process while training)."""
+    totals: EpochTotals = dataclasses.field(default_factory=EpochTotals)
+    """The running sums (of all processes when returned or saved; rank 0 resumes with them, the
+    other ranks with zeros)."""
     lr: float = float("nan")
     """The learning rate of the last step done."""
 
 
-class EpochStopped(Exception):
-    """`EpochContext.stop` said stop: the epoch ended at `progress.step`."""
+@dataclass
+class EpochResult:
+    """What `train_one_epoch` returns: the epoch's end or the step boundary where it stopped."""
 
-    def __init__(self, progress: EpochProgress) -> None:
-        super().__init__(f"stopped after step {progress.step}")
-        self.progress = progress
+    progress: EpochProgress
+    """Steps done, the totals of all processes, the last step's learning rate."""
+    stopped: bool
+    """`ctx.stop` said stop before the epoch's last step: `progress` is what a mid-epoch
+    checkpoint keeps to finish the epoch later."""
+    images_per_s: float
+    """Training images (main batch, all processes) per second of this call."""
+
+    def metrics(self) -> dict[str, float]:
+        """`train_loss` (mean over steps), `train_acc` (main images) and `images_per_s`."""
+        t = self.progress.totals
+        return {"train_loss": t.mean_loss, "train_acc": t.accuracy,
+                "images_per_s": self.images_per_s}
 
 
 def split_output(out: Any, sl: slice) -> Any:
@@ -188,10 +252,9 @@ def optimize_step(model: torch.nn.Module, b: StepBatch, ctx: EpochContext):
 def train_one_epoch(
     model: torch.nn.Module, loader: Iterable, ctx: EpochContext, epoch: int, global_step: int,
     start: EpochProgress | None = None,
-) -> dict[str, float]:
-    """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`);
-    returns mean loss, train accuracy (main images), images/s, steps and `lr`, the learning rate
-    of the epoch's last step (per-step schedules change it within the epoch).
+) -> EpochResult:
+    """Train one epoch over every batch of `loader` (`TrainingData.train_batches()` in `fit`),
+    or up to the step boundary where `ctx.stop` says stop.
 
     Args:
         model, loader, ctx: what to train, on what, how.
@@ -199,20 +262,22 @@ def train_one_epoch(
         global_step: optimisation steps before this epoch.
         start: the progress of a resumed epoch; `loader` then yields its remaining batches.
 
+    Returns:
+        The progress (its `lr` is the rate of the last step: per-step schedules change it within
+        the epoch), whether it `stopped` early, and the throughput.
+
     Raises:
         TrainingDivergedError: the loss became NaN/inf (checked every `log_every` steps).
-        EpochStopped: `ctx.stop` asked to stop; carries the progress to checkpoint.
     """
     model.train()
     start = start or EpochProgress()
-    # loss sum, correct, seen, steps
-    stats = torch.tensor(start.sums, dtype=torch.float64, device=ctx.device)
+    totals = start.totals.to(ctx.device)
     images, t0 = 0, time.perf_counter()
     total = start.step + len(loader)
     bar = progress_bar(loader, total=total, desc=f"epoch {epoch + 1}",
                        disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
     bar.n = start.step  # a resumed epoch counts on (tqdm and LogProgress alike)
-    step, lr = start.step, start.lr
+    step, lr, stopped = start.step, start.lr, False
     for step, (x, y, *marks) in enumerate(bar, start=start.step + 1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)
         y = y.to(ctx.device, non_blocking=True)
@@ -221,30 +286,25 @@ def train_one_epoch(
         res, main = optimize_step(model, b, ctx)
         if ctx.scheduler is not None:
             ctx.scheduler.step()
-        stats[0] += res.total.detach().double()
-        stats[3] += 1
-        if main is not None:
-            stats[1] += (main.logits.detach().argmax(1) == y).sum()
-            stats[2] += y.numel()
+        totals.add_step(res.total, None if main is None else main.logits, y)
         images += y.numel()
+        info = StepInfo(epoch, step, global_step + step, res.total.detach(), model)
         if ctx.hook is not None:
-            ctx.hook(StepInfo(epoch, step, global_step + step, res.total.detach(), model))
+            ctx.hook(info)
         if step % ctx.log_every == 0 or step == total:
-            _check_and_log(stats, ctx, epoch, step, global_step + step, bar, images, t0, res)
+            _check_and_log(totals, ctx, info, bar, _images_per_s(images, ctx, t0), res.terms)
         if ctx.stop is not None and step < total and ctx.stop():
-            bar.close()  # the sums of all processes (a resumed epoch gives them to rank 0)
-            raise EpochStopped(EpochProgress(step, all_reduce_sum(stats.clone()).tolist(), lr))
+            stopped = True
+            break
     bar.close()
-    stats = all_reduce_sum(stats.clone())
-    _raise_if_diverged(float(stats[0]), epoch, step)
-    elapsed = max(time.perf_counter() - t0, 1e-9)
-    return {
-        "train_loss": float(stats[0] / stats[3].clamp(min=1)),
-        "train_acc": float(stats[1] / stats[2]) if stats[2] > 0 else float("nan"),
-        "images_per_s": images * ctx.world_size / elapsed,
-        "steps": step,
-        "lr": lr,
-    }
+    totals = totals.reduced()  # a stopped epoch's sums go to rank 0's checkpoint
+    if not stopped:
+        _raise_if_diverged(float(totals.loss_sum), epoch, step)
+    return EpochResult(EpochProgress(step, totals, lr), stopped, _images_per_s(images, ctx, t0))
+
+
+def _images_per_s(images: int, ctx: EpochContext, t0: float) -> float:
+    return images * ctx.world_size / max(time.perf_counter() - t0, 1e-9)
 
 
 def _raise_if_diverged(loss_sum: float, epoch: int, step: int) -> None:
@@ -254,16 +314,15 @@ def _raise_if_diverged(loss_sum: float, epoch: int, step: int) -> None:
         )
 
 
-def _check_and_log(stats, ctx, epoch, step, global_step, bar, images, t0, res) -> None:
+def _check_and_log(totals: EpochTotals, ctx: EpochContext, info: StepInfo, bar: Any,
+                   images_per_s: float, terms: dict[str, torch.Tensor]) -> None:
+    """Stop on a NaN/inf loss of any process; show and log the running loss and accuracy."""
     # The running sum stays NaN once a NaN entered it, so checking here catches every step.
-    loss_sum = float(all_reduce_sum(stats[:1].clone())) / ctx.world_size
-    _raise_if_diverged(loss_sum, epoch, step)
-    ips = images * ctx.world_size / max(time.perf_counter() - t0, 1e-9)
-    loss = float(stats[0] / stats[3])
-    acc = float(stats[1] / stats[2]) if stats[2] > 0 else float("nan")
-    bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}", img_s=f"{ips:.0f}")
+    _raise_if_diverged(totals.loss_sum_of_all() / ctx.world_size, info.epoch, info.step)
+    loss, acc = totals.mean_loss, totals.accuracy
+    bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}", img_s=f"{images_per_s:.0f}")
     if ctx.log is not None:
-        scalars = {"train/loss": loss, "train/acc": acc, "train/images_per_s": ips,
+        scalars = {"train/loss": loss, "train/acc": acc, "train/images_per_s": images_per_s,
                    "train/lr": ctx.optimizer.param_groups[0]["lr"]}
-        scalars.update({f"train/loss_{k}": float(v.detach()) for k, v in res.terms.items()})
-        ctx.log(global_step, scalars)
+        scalars.update({f"train/loss_{k}": float(v.detach()) for k, v in terms.items()})
+        ctx.log(info.global_step, scalars)

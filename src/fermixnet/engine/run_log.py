@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import RunLayout
 
 
 def json_safe(value: Any) -> Any:
@@ -40,6 +41,7 @@ class RunLogger:
 
     def __init__(self, out_dir: Path, enabled: bool = True, purge_step: int | None = None) -> None:
         self.out_dir = Path(out_dir)
+        self.layout = RunLayout(self.out_dir)
         self.enabled = enabled
         self._tb = None
         if enabled:
@@ -48,7 +50,7 @@ class RunLogger:
             except ImportError:  # tensorboard is optional
                 SummaryWriter = None
             if SummaryWriter is not None:
-                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=purge_step)
+                self._tb = SummaryWriter(str(self.layout.tensorboard), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """Log scalars to TensorBoard."""
@@ -68,8 +70,8 @@ class RunLogger:
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-        atomic_write(self.out_dir / "metrics.csv", buf.getvalue())
-        write_json(self.out_dir / "metrics.json", {**summary, "history": history})
+        atomic_write(self.layout.metrics_csv, buf.getvalue())
+        write_json(self.layout.metrics_json, {**summary, "history": history})
         if self._tb is not None:
             last = history[-1]
             step = int(last.get("global_step", last.get("epoch", 0)))

@@ -1,17 +1,21 @@
 """What a run persists: the training state beside the weights in each checkpoint, the model
-metadata, and the summary written to `metrics.json`."""
+metadata, the summary written to `metrics.json`, and the status a run folder shows on disk."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from fermixnet import __version__
 from fermixnet.config import Config
 from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine.evaluate import EvalResult
 from fermixnet.engine.run_log import json_safe
+from fermixnet.run_layout import RunLayout
 
 
 @dataclass
@@ -28,6 +32,19 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     best_val: float | None = None
+
+
+@dataclass
+class Training:
+    """What the epochs change and a checkpoint saves: the weights, the optimiser and its
+    schedule, the fp16 loss scaler (None otherwise), the progress."""
+
+    model: torch.nn.Module
+    """The unwrapped model (no DDP wrapper)."""
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    state: RunState = field(default_factory=RunState)
 
 
 def training_framing(cfg: Config) -> dict[str, Any]:
@@ -58,8 +75,9 @@ def model_meta(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> RunState:
-    """Load weights (strictly), optimizer, scheduler and scaler from a checkpoint folder."""
+def restore(folder: Path, run: Training, cfg: Config) -> RunState:
+    """Load weights (strictly), optimizer, scheduler and scaler of `run` from a checkpoint
+    folder; returns the saved progress."""
     from fermixnet.models.weights import load_checkpoint
 
     loaded, meta = load_checkpoint(folder, device="cpu")
@@ -67,7 +85,7 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
         raise ValueError(f"{folder}: checkpoint classes {meta.get('classes')} differ from the "
                          f"config's {list(cfg.classes)}")
     try:
-        model.load_state_dict(loaded.state_dict(), strict=True)
+        run.model.load_state_dict(loaded.state_dict(), strict=True)
     except RuntimeError as err:
         raise ValueError(f"{folder}: the checkpoint's model ({meta.get('arch')}, mid_branch="
                          f"{meta.get('mid_branch')}) does not match the config's "
@@ -77,29 +95,44 @@ def restore(folder: Path, model, optimizer, scheduler, scaler, cfg: Config) -> R
         raise ValueError(f"{folder}: this checkpoint's learning-rate schedule was saved by an "
                          "older fermixnet (per-epoch schedulers) and cannot be resumed; start a "
                          f"new run, e.g. with --set model.pretrained={folder}/model.safetensors")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
     return RunState(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
                     history=list(state["history"]), best_epoch=state.get("best_epoch"),
                     best_val=state.get("best_val"), step=int(state.get("step", 0)),
                     partial=state.get("partial"))
 
 
-def save(root: Path, names: list[str], model, optimizer, scheduler, scaler, st: RunState,
-         cfg: Config) -> None:
-    """Write the checkpoint folders `names` (`best` before `last`) atomically."""
+def save(layout: RunLayout, names: list[str], run: Training, cfg: Config) -> None:
+    """Write the checkpoint folders `names` (`best` before `last`) of the run folder atomically."""
+    st = run.state
     train_state = {
         "epoch": st.epoch, "global_step": st.global_step, "history": st.history,
         "best_epoch": st.best_epoch, "best_val": st.best_val, "step": st.step,
         "partial": st.partial,
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
+        "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
     }
     meta = model_meta(cfg, st.history[-1] if st.history else {})
     for name in names:
-        ckpt.save_train_checkpoint(root, name, model, meta, train_state)
+        ckpt.save_train_checkpoint(layout.checkpoints, name, run.model, meta, train_state)
+
+
+def run_status(run_dir: Path) -> str:
+    """`complete` (`metrics.json` says so), `partial` (has a checkpoint to resume) or `new`."""
+    layout = RunLayout(run_dir)
+    if layout.metrics_json.is_file():
+        try:
+            if json.loads(layout.metrics_json.read_text(encoding="utf-8")).get(
+                    "status") == "complete":
+                return "complete"
+        except json.JSONDecodeError:
+            pass
+    if ckpt.recoverable(layout.checkpoints, "last"):
+        return "partial"
+    return "new"
 
 
 def summary(st: RunState, cfg: Config, status: str, test: dict | None = None) -> dict[str, Any]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from fermixnet.config import Config
 from fermixnet.engine.distributed import DistInfo
+from fermixnet.engine.evaluate import ModelInputs
 from fermixnet.engine.preemption import StopRequest
+from fermixnet.run_layout import RunLayout
 
 
 def _precision(cfg: Config, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -55,10 +56,12 @@ class Runtime:
         return cls(cfg, out_dir, dist, device, amp_dtype, scaler, channels_last, stop)
 
     @property
-    def ckpt_root(self) -> Path:
-        return self.out_dir / "checkpoints"
+    def layout(self) -> RunLayout:
+        """Where the run folder's files are."""
+        return RunLayout(self.out_dir)
 
-    def eval_kwargs(self) -> dict[str, Any]:
-        return dict(device=self.device, classes=self.cfg.classes, mean=self.cfg.data.mean,
-                    std=self.cfg.data.std, channels_last=self.channels_last,
-                    amp_dtype=self.amp_dtype)
+    @property
+    def inputs(self) -> ModelInputs:
+        """How evaluation feeds the model: this device, precision and memory format."""
+        return ModelInputs(self.device, self.cfg.data.mean, self.cfg.data.std,
+                           self.channels_last, self.amp_dtype)

@@ -3,7 +3,8 @@
 Layout: `OUT/<config name>/seed<k>/` is an ordinary run folder. Finished runs are skipped and
 interrupted ones resumed, so a sweep command can simply be started again after a kill.
 `OUT/summary.md` and `OUT/summary.csv` hold mean, standard deviation (n-1), min, max and n.
-`OUT/sweep.json` lists the planned runs (so `sweep --status` can name the ones not yet started).
+`OUT/sweep.json` lists the planned runs (`fermixnet.engine.sweep_plan`; `sweep --status` names the
+ones not yet started). The folder's names are `fermixnet.run_layout.SweepLayout`'s.
 The `local` launcher runs the runs one after another in this process; `slurm` (and `submitit-local`,
 its stand-in on one machine) submits them as one array job (`fermixnet.engine.sweep_launch`).
 """
@@ -18,74 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fermixnet.config import Config, load_config
-from fermixnet.engine.checkpoint import is_complete
 from fermixnet.engine.distributed import process_rank
+from fermixnet.engine.sweep_launch import RunTask, SlurmOptions, submit
+from fermixnet.engine.sweep_plan import plan, read_plan, run_dir_of, write_plan
+from fermixnet.engine.sweep_status import run_info
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import SweepLayout
 
-
-def run_status(run_dir: Path) -> str:
-    """`complete`, `partial` (has a checkpoint to resume) or `new`."""
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        try:
-            if json.loads(metrics.read_text(encoding="utf-8")).get("status") == "complete":
-                return "complete"
-        except json.JSONDecodeError:
-            pass
-    ckpts = run_dir / "checkpoints"
-    if is_complete(ckpts / "last") or is_complete(ckpts / ".old-last"):
-        return "partial"
-    return "new"
-
-
-PLAN_FILE = "sweep.json"
-
-
-def run_dir_of(out_dir: Path, cfg: Config) -> Path:
-    """The run folder of one (config, seed) of a sweep."""
-    return Path(out_dir) / cfg.name / f"seed{cfg.train.seed}"
-
-
-def plan(
-    configs: Sequence[str | Path], seeds: Sequence[int], overrides: Sequence[str] = ()
-) -> list[Config]:
-    """Every config with every seed, validated before any work starts.
-
-    Raises:
-        ValueError: no config or no seed, a bad config, or two configs with the same name.
-    """
-    if not configs or not seeds:
-        raise ValueError("a sweep needs at least one config and one seed")
-    cfgs = [load_config(c, [*overrides, f"train.seed={s}"]) for c in configs for s in seeds]
-    seen: dict[tuple[str, int], str] = {}
-    for path, cfg in zip([c for c in configs for _ in seeds], cfgs, strict=True):
-        key = (cfg.name, cfg.train.seed)
-        if key in seen and seen[key] != str(path):
-            raise ValueError(f"configs {seen[key]} and {path} share the name {cfg.name!r}; "
-                             "their runs would share a folder (set `name:` in one of them)")
-        seen[key] = str(path)
-    return cfgs
-
-
-def write_plan(out_dir: Path, cfgs: Sequence[Config]) -> None:
-    """Record the planned run folders in `OUT/sweep.json` (added to those of earlier calls)."""
-    path = Path(out_dir) / PLAN_FILE
-    runs = read_plan(out_dir)
-    runs += [r for r in (str(run_dir_of(Path(), c)) for c in cfgs) if r not in runs]
-    atomic_write(path, json.dumps({"runs": runs}, indent=1))
-
-
-def read_plan(out_dir: Path) -> list[str]:
-    """Run folders (relative to the sweep folder) planned so far, or those found on disk."""
-    path = Path(out_dir) / PLAN_FILE
-    if path.is_file():
-        try:
-            return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: not a sweep plan ({err})") from None
-    return sorted(str(p.relative_to(out_dir)) for p in Path(out_dir).glob("*/seed*")
-                  if p.is_dir())
+__all__ = ["collect", "submit_sweep", "sweep", "write_summary"]
 
 
 def sweep(
@@ -108,8 +49,6 @@ def sweep(
     Returns:
         The path of `summary.md`.
     """
-    from fermixnet.engine.sweep_launch import RunTask
-
     out = Path(out_dir)
     cfgs = plan(configs, seeds, overrides)
     is_main = process_rank() == 0  # under torchrun every rank runs the loop
@@ -119,7 +58,9 @@ def sweep(
     for cfg in cfgs:
         task(cfg.to_dict(), str(run_dir_of(out, cfg)))
     names = [c.name for c in cfgs]
-    return write_summary(out, order=list(dict.fromkeys(names))) if is_main else out / "summary.md"
+    if not is_main:
+        return SweepLayout(out).summary_md
+    return write_summary(out, order=list(dict.fromkeys(names)))
 
 
 def submit_sweep(
@@ -149,9 +90,6 @@ def submit_sweep(
     Returns:
         The submitted submitit jobs (empty when nothing is left to run).
     """
-    from fermixnet.engine.sweep_launch import SlurmOptions, submit
-    from fermixnet.engine.sweep_status import run_info
-
     out = Path(out_dir)
     cfgs = plan(configs, seeds, overrides)
     write_plan(out, cfgs)
@@ -196,11 +134,13 @@ def _stats(values: list[float]) -> dict[str, float]:
 def collect(out_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
     """config name -> metric -> statistics over the completed seeds."""
     table: dict[str, dict[str, list[float]]] = {}
-    for metrics in sorted(Path(out_dir).glob("*/seed*/metrics.json")):
-        data = json.loads(metrics.read_text(encoding="utf-8"))
+    for run in SweepLayout(out_dir).runs_on_disk():
+        if not run.metrics_json.is_file():
+            continue
+        data = json.loads(run.metrics_json.read_text(encoding="utf-8"))
         if data.get("status") != "complete":
             continue
-        per = table.setdefault(metrics.parent.parent.name, {})
+        per = table.setdefault(run.root.parent.name, {})
         for key, value in _flatten(data).items():
             per.setdefault(key, []).append(float(value))
     return {c: {k: _stats(v) for k, v in m.items()} for c, m in table.items()}
@@ -234,6 +174,7 @@ def write_summary(out_dir: str | Path, order: Sequence[str] | None = None) -> Pa
     for c in configs:
         for m, s in stats[c].items():
             w.writerow([c, m, s["mean"], s["std"], s["min"], s["max"], s["n"]])
-    atomic_write(out / "summary.csv", buf.getvalue())
-    atomic_write(out / "summary.md", "\n".join(lines) + "\n")
-    return out / "summary.md"
+    layout = SweepLayout(out)
+    atomic_write(layout.summary_csv, buf.getvalue())
+    atomic_write(layout.summary_md, "\n".join(lines) + "\n")
+    return layout.summary_md

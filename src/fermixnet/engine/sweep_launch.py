@@ -26,9 +26,9 @@ from typing import Any
 from fermixnet.config import Config
 from fermixnet.engine.distributed import process_rank
 from fermixnet.engine.run_log import write_json
+from fermixnet.engine.run_state import run_status
+from fermixnet.run_layout import RunLayout, SweepLayout
 
-TASK_FILE = "task.json"
-SUBMITIT_DIR = ".submitit"
 CLUSTERS = ("slurm", "local")
 """submitit clusters: `slurm`, or `local` (subprocesses on this machine, same submission path)."""
 
@@ -100,7 +100,8 @@ def _job_id() -> str | None:
 
 def _requeued(run_dir: Path) -> bool:
     try:
-        return json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))["state"] == "requeued"
+        task = RunLayout(run_dir).task
+        return json.loads(task.read_text(encoding="utf-8"))["state"] == "requeued"
     except (OSError, ValueError, KeyError):
         return False
 
@@ -117,8 +118,6 @@ class RunTask:
 
     def __call__(self, cfg_dict: dict[str, Any], run_dir: str) -> str:
         """Skip, resume or start the run; returns the run's status before the call."""
-        from fermixnet.engine.sweep import run_status
-
         cfg, out = Config.from_dict(cfg_dict), Path(run_dir)
         status = run_status(out)
         main = process_rank() == 0
@@ -135,7 +134,7 @@ class RunTask:
                   "pid": os.getpid(), "log": _log_paths(), "started": time.time()}
         if main:
             out.mkdir(parents=True, exist_ok=True)
-            write_json(out / TASK_FILE, record)
+            write_json(RunLayout(out).task, record)
         try:
             runner(cfg, out, resume=status == "partial")
         except BaseException as err:
@@ -144,18 +143,18 @@ class RunTask:
 
                 failed = isinstance(err, Exception) and not isinstance(err, TrainingStopped)
                 state = "failed" if failed else "stopped"
-                write_json(out / TASK_FILE, {**record, "state": state,
+                write_json(RunLayout(out).task, {**record, "state": state,
                                              "error": f"{type(err).__name__}: {err}"})
             raise
         if main:
-            write_json(out / TASK_FILE, {**record, "state": "done", "ended": time.time()})
+            write_json(RunLayout(out).task, {**record, "state": "done", "ended": time.time()})
         return status
 
     def checkpoint(self, cfg_dict: dict[str, Any], run_dir: str) -> Any:
         """submitit's preemption/timeout hook: requeue the same task (it resumes from disk)."""
         from submitit.helpers import DelayedSubmission
 
-        task = Path(run_dir) / TASK_FILE
+        task = RunLayout(run_dir).task
         if process_rank() == 0 and task.parent.is_dir():
             write_json(task, {"state": "requeued", "job_id": _job_id(), "host":
                               socket.gethostname(), "pid": os.getpid(), "log": _log_paths()})
@@ -204,7 +203,7 @@ def submit(
     Returns:
         The submitit jobs, in the order of `cfgs`.
     """
-    executor = make_executor(cluster, Path(out_dir) / SUBMITIT_DIR, opts,
+    executor = make_executor(cluster, SweepLayout(out_dir).submitit, opts,
                              name=f"fermixnet-sweep-{Path(out_dir).name}")
     task = RunTask(runner)
     args = [c.to_dict() for c in cfgs], [str(d) for d in run_dirs]

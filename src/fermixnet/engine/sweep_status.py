@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fermixnet.engine.sweep import read_plan, run_status
-from fermixnet.engine.sweep_launch import SUBMITIT_DIR, TASK_FILE
+from fermixnet.engine.run_state import run_status
+from fermixnet.engine.sweep_plan import read_plan
+from fermixnet.run_layout import RunLayout, SweepLayout
 
 LOG_LINES = 8
 """Lines of a failed task's log shown by `sweep --status`."""
@@ -39,7 +40,7 @@ class RunInfo:
 
 def _read_task(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
+        return json.loads(RunLayout(run_dir).task.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -65,7 +66,7 @@ def _job_alive(rec: dict[str, Any], sweep_dir: Path) -> bool | None:
     try:
         import submitit
 
-        state = submitit.SlurmJob(folder=sweep_dir / SUBMITIT_DIR / "%j", job_id=job).state
+        state = submitit.SlurmJob(folder=SweepLayout(sweep_dir).submitit / "%j", job_id=job).state
     except Exception:  # no submitit, no sacct, or not a SLURM job id
         return None
     return state.split()[0].upper() in _ALIVE if state != "UNKNOWN" else None

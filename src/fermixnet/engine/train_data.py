@@ -19,6 +19,7 @@ stream  what it drives
 1       the DataLoader's order and its workers' seeds, or the on-device order and crops
 2       `mix_generator`: the p_mix draws and FERMix's parameters in the training step
 3       the class-balanced sampler (`data.balance: sampler`)
+4       `aug.occluders`: each training sample's occluder (`fermixnet.synth.occluder_aug`)
 ======  ==============================================================================
 """
 
@@ -110,6 +111,7 @@ class TrainingData:
         self.landmarks = uses_landmarks(cfg)
         """Batches carry landmarks (the configured mixer reads them)."""
         self.sets, self.test_sets = _build_sets(cfg, dist, self.landmarks)
+        self._occluded = _with_occluders(cfg, self.sets)
         self.mix_generator = torch.Generator()
         """Random stream of the training step's batch mixing (p_mix draws, FERMix parameters)."""
         self._sampler: Sampler | None = None
@@ -132,6 +134,8 @@ class TrainingData:
         torch.manual_seed(epoch_seed(seed, epoch, 0))  # workers=0 transforms
         self._generator.manual_seed(epoch_seed(seed, epoch, 1))
         self.mix_generator.manual_seed(epoch_seed(seed, epoch, 2))
+        if self._occluded is not None:
+            self._occluded.set_seed(epoch_seed(seed, epoch, 4))
         if isinstance(self._sampler, DistributedSampler):
             self._sampler.set_epoch(epoch)
         elif self._sampler is not None:  # class-balanced draws, also seeded per epoch
@@ -226,15 +230,36 @@ def uses_landmarks(cfg: Config) -> bool:
     return bool(getattr(MIXERS.get(cfg.mix.method), "uses_landmarks", False))
 
 
-def _build_sets(cfg: Config, dist: DistInfo, landmarks: bool = False
-                ) -> tuple[TrainSets, list[TestSet]]:
-    """Build caches on rank 0 first so the other processes reuse them."""
+def _transform(cfg: Config) -> Any:
     from fermixnet.augment.transforms import build_transform
 
     a = cfg.aug
-    transform = build_transform(a.preset, cfg.model.input_size, crop_padding=a.crop_padding,
-                                crop_padding_mode=a.crop_padding_mode,
-                                affine_translate=a.affine_translate, affine_scale=a.affine_scale)
+    return build_transform(a.preset, cfg.model.input_size, crop_padding=a.crop_padding,
+                           crop_padding_mode=a.crop_padding_mode,
+                           affine_translate=a.affine_translate, affine_scale=a.affine_scale)
+
+
+def _with_occluders(cfg: Config, sets: TrainSets) -> Any:
+    """`aug.occluders.p > 0`: replace `sets.train` by its plain images with occluders drawn by
+    their landmarks, then the recipe's transform; returns that set (None when off)."""
+    occ = cfg.aug.occluders
+    if occ.p <= 0:
+        return None
+    if cfg.data.on_device:
+        raise ValueError("aug.occluders draws on the CPU, per sample: it needs data.on_device="
+                         "false (use --set data.on_device=false or aug.occluders.p=0)")
+    from fermixnet.synth.occluder_aug import OccludedTrainSet, train_landmarks
+
+    landmarks, exact = train_landmarks(cfg.data.train, sets.plain)
+    sets.train = OccludedTrainSet(sets.plain, landmarks, exact, occ.p, occ.families,
+                                  _transform(cfg))
+    return sets.train
+
+
+def _build_sets(cfg: Config, dist: DistInfo, landmarks: bool = False
+                ) -> tuple[TrainSets, list[TestSet]]:
+    """Build caches on rank 0 first so the other processes reuse them."""
+    transform = _transform(cfg)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None  # data default
     result = None
     for turn in (True, False):

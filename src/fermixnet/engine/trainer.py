@@ -1,8 +1,8 @@
 """`fit`: the whole training run of a recipe, from data specs to evaluated checkpoints.
 
-Run folder layout (rank 0 writes; see docs/training.md):
-`config.yaml` (resolved), `metrics.csv`, `metrics.json`, `tensorboard/`, `checkpoints/last/` and
-`checkpoints/best/` (best by validation, never by test), `eval/<test>-{last,best}.json`, and
+Rank 0 writes the run folder (`fermixnet.run_layout.RunLayout`; docs/training.md): the resolved
+`config.yaml`, `data.json`, the metrics, TensorBoard events, `checkpoints/last` and
+`checkpoints/best` (best by validation, never by test), the test results with both, and
 `plots/mix_samples.png` when the caller passes the report layer's `preview` hook.
 
 Each epoch is seeded from `(train.seed, epoch)` alone (data order, augmentation, p_mix draws,
@@ -35,7 +35,7 @@ from fermixnet.engine.evaluate import EvalResult, evaluate
 from fermixnet.engine.loop import (
     EpochContext,
     EpochProgress,
-    EpochStopped,
+    EpochTotals,
     StepInfo,
     TrainingDivergedError,
     train_one_epoch,
@@ -43,9 +43,10 @@ from fermixnet.engine.loop import (
 from fermixnet.engine.optim import build_optimizer, build_scheduler
 from fermixnet.engine.preemption import StopRequest, TrainingStopped, stop_signals
 from fermixnet.engine.run_log import RunLogger, write_json
-from fermixnet.engine.run_state import RunState
+from fermixnet.engine.run_state import RunState, Training
 from fermixnet.engine.runtime import Runtime
 from fermixnet.engine.train_data import TrainingData
+from fermixnet.run_layout import CHECKPOINTS
 
 __all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "TrainingStopped", "fit"]
 
@@ -65,16 +66,6 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, dict[str, EvalResult]] = field(default_factory=dict)
     """test set -> {"last": result with the last weights, "best": with the best-by-validation}."""
-
-
-@dataclass
-class Training:
-    """What the epochs change: the weights, the optimiser and its schedule, the progress."""
-
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    state: RunState
 
 
 def fit(
@@ -138,20 +129,20 @@ def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None,
     """The training procedure (Sec. 4.2): data, model, optimiser and schedule are built in that
     order; each epoch trains (Eq. 9 with FERMix, Sec. 3.2-3.3), validates and checkpoints; the
     test sets are evaluated with the last and the best-by-validation weights."""
-    cfg = rt.cfg
+    cfg, layout = rt.cfg, rt.layout
     last = _open_run_folder(rt, resume)
     torch.manual_seed(cfg.train.seed)
     data = TrainingData(cfg, rt.dist, rt.device)
     if rt.dist.is_main:  # the run folder records what each data set skipped, and why
-        write_json(rt.out_dir / "data.json", {"caches": skip_records(
+        write_json(layout.data_json, {"caches": skip_records(
             data.sets.train, data.sets.val, *(t.dataset for t in data.test_sets))})
     model = _build_model(cfg, rt.device, rt.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.sched, optimizer, cfg.train.epochs, data.steps_per_epoch)
-    state = RunState()
+    run = Training(model, optimizer, scheduler, rt.scaler)
     if last is not None:
-        state = run_state.restore(last, model, optimizer, scheduler, rt.scaler, cfg)
-    run = Training(model, optimizer, scheduler, state)
+        run.state = run_state.restore(last, run, cfg)
+    state = run.state
     if preview is not None and rt.dist.is_main:
         preview(data.preview_images(4), cfg, rt.out_dir)
     logger = RunLogger(rt.out_dir, rt.dist.is_main,
@@ -160,7 +151,7 @@ def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None,
         _train_epochs(rt, run, data, logger, hook)
         test = _final_tests(rt, run, data)
         if rt.dist.is_main:
-            write_json(rt.out_dir / "metrics.json",
+            write_json(layout.metrics_json,
                        {**run_state.summary(state, cfg, "complete", test),
                         "history": state.history})
     finally:
@@ -172,22 +163,23 @@ def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None,
 def _open_run_folder(rt: Runtime, resume: bool) -> Path | None:
     """Check `resume` against the folder, create it and save the config; returns the checkpoint
     to resume from (None for a new run). Rank 0 first repairs an interrupted checkpoint swap."""
-    if rt.dist.is_main and rt.ckpt_root.is_dir():
-        ckpt.recover(rt.ckpt_root, "last")
-        ckpt.recover(rt.ckpt_root, "best")
+    layout = rt.layout
+    if rt.dist.is_main and layout.checkpoints.is_dir():
+        for name in CHECKPOINTS:
+            ckpt.recover(layout.checkpoints, name)
     barrier()
-    last: Path | None = rt.ckpt_root / "last"
+    last: Path | None = layout.last
     if not ckpt.is_complete(last):
         last = None
     if resume and last is None:
-        raise FileNotFoundError(f"{rt.ckpt_root / 'last'}: no checkpoint to resume from")
+        raise FileNotFoundError(f"{layout.last}: no checkpoint to resume from")
     if not resume and last is not None:
         raise ValueError(f"{rt.out_dir} already holds a run; continue it with --resume "
                          f"{rt.out_dir} or choose another --out")
     if rt.dist.is_main:
         rt.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.clean_temporaries(rt.ckpt_root)
-        rt.cfg.save(rt.out_dir / "config.yaml")
+        ckpt.clean_temporaries(layout.checkpoints)
+        rt.cfg.save(layout.config)
     return last
 
 
@@ -220,7 +212,7 @@ def _epoch_context(rt: Runtime, run: Training, data: TrainingData, logger: RunLo
         amp_dtype=rt.amp_dtype, scaler=rt.scaler, channels_last=rt.channels_last,
         grad_clip=cfg.optim.grad_clip, log_every=cfg.train.log_every,
         world_size=rt.dist.world_size, show_progress=rt.dist.is_main, hook=hook,
-        log=logger.scalars,
+        log=logger.scalars, stop=rt.stop.agreed,
     )
 
 
@@ -233,21 +225,18 @@ def _train_epochs(rt: Runtime, run: Training, data: TrainingData, logger: RunLog
         model = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     ctx = _epoch_context(rt, run, data, logger, hook)
-    ctx.stop = rt.stop.agreed
     st = run.state
     for epoch in range(st.epoch, rt.cfg.train.epochs):
         t0 = time.perf_counter()
         data.set_epoch(epoch)
         start, earlier_s = _resumed_epoch(rt, st, data)
         first = st.global_step - start.step  # steps before this epoch
-        try:
-            stats = train_one_epoch(model, data.train_batches(start.step), ctx, epoch, first,
-                                    start)
-        except EpochStopped as stopped:
-            _stop_mid_epoch(rt, run, data, stopped.progress,
-                            earlier_s + time.perf_counter() - t0)
-        row = {"epoch": epoch + 1, "global_step": first + stats.pop("steps"),
-               "lr": stats.pop("lr"), **stats, **_validate(rt, run.model, data)}
+        end = train_one_epoch(model, data.train_batches(start.step), ctx, epoch, first, start)
+        if end.stopped:
+            _save_mid_epoch(rt, run, data, end.progress, earlier_s + time.perf_counter() - t0)
+            _stopped(rt, st)
+        row = {"epoch": epoch + 1, "global_step": first + end.progress.step,
+               "lr": end.progress.lr, **end.metrics(), **_validate(rt, run.model, data)}
         row["time_s"] = earlier_s + time.perf_counter() - t0
         _end_epoch(rt, run, row, logger)
         if rt.stop.agreed():  # came during validation or checkpointing: `last` is this epoch
@@ -262,33 +251,32 @@ def _resumed_epoch(rt: Runtime, st: RunState, data: TrainingData) -> tuple[Epoch
         return EpochProgress(), 0.0
     part = st.partial
     data.set_rng_state(part["rng"])
-    sums = list(part["sums"]) if rt.dist.is_main else [0.0] * 4  # rank 0 saved the job's sums
-    return EpochProgress(st.step, sums, part["lr"]), float(part["elapsed_s"])
+    # rank 0 saved the sums of all processes; the others count on from zero
+    totals = EpochTotals(part["sums"]) if rt.dist.is_main else EpochTotals()
+    return EpochProgress(st.step, totals, part["lr"]), float(part["elapsed_s"])
 
 
-def _stop_mid_epoch(rt: Runtime, run: Training, data: TrainingData, progress: EpochProgress,
-                    elapsed_s: float) -> NoReturn:
-    """Write `last` at this step boundary (not `best`, not the history) and raise
-    `TrainingStopped`."""
+def _save_mid_epoch(rt: Runtime, run: Training, data: TrainingData, progress: EpochProgress,
+                    elapsed_s: float) -> None:
+    """Write `last` at this step boundary (not `best`, not the history): the epoch's progress,
+    seconds and the data's random state, so that `resume` finishes it as if uninterrupted."""
     st = run.state
     st.global_step += progress.step - st.step
     st.step = progress.step
-    st.partial = {"sums": progress.sums, "lr": progress.lr, "elapsed_s": elapsed_s,
+    st.partial = {"sums": progress.totals.to_list(), "lr": progress.lr, "elapsed_s": elapsed_s,
                   "rng": data.rng_state()}
     if rt.dist.is_main:
-        run_state.save(rt.ckpt_root, ["last"], run.model, run.optimizer, run.scheduler, rt.scaler,
-                       st, rt.cfg)
-    _stopped(rt, st)
+        run_state.save(rt.layout, ["last"], run, rt.cfg)
 
 
 def _stopped(rt: Runtime, st: RunState) -> NoReturn:
     """`metrics.json` says `stopped` (job scripts requeue on it), then every process raises
     `TrainingStopped` together."""
     if rt.dist.is_main:
-        write_json(rt.out_dir / "metrics.json",
+        write_json(rt.layout.metrics_json,
                    {**run_state.summary(st, rt.cfg, "stopped"), "history": st.history})
     barrier()  # the checkpoint and the status are on disk before any process exits
-    raise TrainingStopped(rt.stop.received, st.epoch, st.step, str(rt.ckpt_root / "last"))
+    raise TrainingStopped(rt.stop.received, st.epoch, st.step, str(rt.layout.last))
 
 
 def _end_epoch(rt: Runtime, run: Training, row: dict[str, Any], logger: RunLogger) -> None:
@@ -303,8 +291,7 @@ def _end_epoch(rt: Runtime, run: Training, row: dict[str, Any], logger: RunLogge
         st.best_epoch, st.best_val = st.epoch, value
     if rt.dist.is_main:
         names = ["best", "last"] if improved else ["last"]
-        run_state.save(rt.ckpt_root, names, run.model, run.optimizer, run.scheduler, rt.scaler,
-                       st, cfg)
+        run_state.save(rt.layout, names, run, cfg)
         logger.epoch(st.history, run_state.summary(st, cfg, "running"))
         val = f" val {value:.4f}" if value is not None else ""
         print(f"epoch {st.epoch}/{cfg.train.epochs} loss {row['train_loss']:.4f} "
@@ -315,7 +302,7 @@ def _end_epoch(rt: Runtime, run: Training, row: dict[str, Any], logger: RunLogge
 def _validate(rt: Runtime, model: torch.nn.Module, data: TrainingData) -> dict[str, float]:
     if data.val is None:
         return {}
-    res = evaluate(model, data.eval_loader(data.val), dataset="val", **rt.eval_kwargs())
+    res = evaluate(model, data.eval_loader(data.val), rt.inputs, rt.cfg.classes, dataset="val")
     out = {"val_accuracy": res.accuracy(), "val_balanced_accuracy":
            res.heads["fused"]["overall"]["balanced_accuracy"]}
     out.update({f"val_accuracy_{h}": res.accuracy(h) for h in res.heads if h != "fused"})
@@ -326,10 +313,10 @@ def _test(rt: Runtime, model: torch.nn.Module, data: TrainingData,
           which: str) -> dict[str, EvalResult]:
     results = {}
     for t in data.test_sets:
-        res = evaluate(model, data.eval_loader(t.dataset), subsets=t.subsets, dataset=t.name,
-                       **rt.eval_kwargs())
+        res = evaluate(model, data.eval_loader(t.dataset), rt.inputs, rt.cfg.classes,
+                       subsets=t.subsets, dataset=t.name)
         if rt.dist.is_main:
-            res.save(rt.out_dir / "eval" / f"{t.name}-{which}.json")
+            res.save(rt.layout.eval_json(t.name, which))
         results[t.name] = res
     return results
 
@@ -342,7 +329,7 @@ def _final_tests(rt: Runtime, run: Training,
         return results
     for name, res in _test(rt, run.model, data, "last").items():
         results[name]["last"] = res
-    best, st = rt.ckpt_root / "best", run.state
+    best, st = rt.layout.best, run.state
     if ckpt.is_complete(best) and st.best_epoch not in (None, st.epoch):
         from fermixnet.models.weights import load_checkpoint
 
@@ -354,5 +341,5 @@ def _final_tests(rt: Runtime, run: Training,
         for name, res in results.items():
             res["best"] = res["last"]
             if rt.dist.is_main:
-                res["last"].save(rt.out_dir / "eval" / f"{name}-best.json")
+                res["last"].save(rt.layout.eval_json(name, "best"))
     return results

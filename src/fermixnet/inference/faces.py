@@ -2,21 +2,30 @@
 
 Backends (all offline: their model files come inside an installed package, nothing is downloaded):
 
-- ``dlib``: dlib's HOG detector + its 5-point landmark model (``pip install 'fermixnet[faces]'``:
-  ``dlib-bin`` and ``face_recognition_models``). The default backend of the ``faces`` extra.
+- ``yunet``: libfacedetection's YuNet CNN from the ``yuface`` wheel (``pip install
+  'fermixnet[faces]'``; CPython 3.10-3.11 on Linux x86_64, 3.11 on Windows): boxes and all five
+  landmarks, run at a 320 px working resolution (:mod:`fermixnet.inference.yunet`). The fastest
+  installed backend and the default of ``auto`` where its wheel exists.
+- ``dlib``: dlib's HOG detector + its 5-point landmark model (``faces`` extra: ``dlib-bin`` and
+  ``face_recognition_models``).
 - ``dlib-cnn``: dlib's CNN (MMOD) detector, same landmarks; finds more turned faces, slow on CPU.
-- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), very fast, the most robust to occlusion in
-  our measurements; installed by hand (docs/inference.md: it pins ``protobuf<5``, hence
-  ``onnx<1.18``, and depends on a non-headless OpenCV and jax, which it does not need here).
+- ``mediapipe``: MediaPipe's BlazeFace (6 keypoints), the fastest;
+  installed by hand (docs/inference.md: it pins ``protobuf<5``, hence ``onnx<1.18``, and depends
+  on a non-headless OpenCV and jax, which it does not need here).
 - ``haar``: OpenCV's Haar cascade (boxes only; landmarks placed by the template). The fallback
-  when dlib is absent and OpenCV is present.
+  when neither yuface nor dlib is installed and OpenCV is.
 - ``aligned`` (alias ``none``): the image is already an aligned face crop; the whole image is one
   face.
 
-``create_detector("auto")`` picks the first available of mediapipe, dlib, haar. Detectors whose
-models give fewer than five points (dlib: eyes and nose; BlazeFace: eyes, nose, mouth centre;
-Haar: none) complete the five with the template's geometry (:func:`complete_landmarks`), so every
-face carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.align`).
+``create_detector("auto")`` picks the first available of yunet, mediapipe, dlib, haar. Every face
+carries five landmarks in fermixnet's order (see :mod:`fermixnet.inference.align`), in one
+convention: where YuNet puts them. Detectors whose models give other points are mapped onto it
+by a fitted template: dlib's eye centres and nose base sit at :data:`DLIB_POINTS` (measured
+against YuNet), BlazeFace's eyes, nose tip and mouth centre at the template's (not measured:
+MediaPipe is not installed here), and a Haar box holds :data:`~fermixnet.framing.BOX_TEMPLATE`
+(:func:`box_landmarks`: where YuNet's landmarks sit in Haar boxes, measured). So a ``box``
+framing crops the same square around a face whichever detector found it
+(benchmarks/detector_bench.py measures the agreement; tests/test_framing.py holds it).
 """
 
 from __future__ import annotations
@@ -24,45 +33,34 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from fermixnet.framing import BOX_TEMPLATE
 from fermixnet.inference.align import RAFDB_TEMPLATE, apply_similarity, estimate_similarity
+from fermixnet.inference.detection import Face, FaceDetector, check_image
+from fermixnet.inference.yunet import YUNET_INSTALL, YuNetDetector
 
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face, in the pixels of the image given to the detector.
-
-    Attributes:
-        box: ``(x0, y0, x1, y1)``.
-        landmarks: (5, 2) float array in fermixnet's order, or None (use the box, no alignment).
-        score: detector confidence (backend-specific scale; 1.0 when the backend gives none).
-    """
-
-    box: tuple[float, float, float, float]
-    landmarks: np.ndarray | None
-    score: float
-
-
-@runtime_checkable
-class FaceDetector(Protocol):
-    """Anything with ``detect(image) -> list[Face]`` on (H, W, 3) uint8 RGB images."""
-
-    name: str
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in ``image``, best first."""
-        ...
-
+__all__ = [
+    "DLIB_POINTS",
+    "Face",
+    "FaceDetector",
+    "box_landmarks",
+    "check_image",
+    "complete_landmarks",
+    "create_detector",
+    "detector_available",
+    "fitted_landmarks",
+    "list_detectors",
+    "register_detector",
+]
 
 _DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
 _REQUIRES: dict[str, tuple[str, str]] = {}  # name -> (module to find, how to install it)
-# Best first: BlazeFace found the most occluded faces in our measurements (docs/inference.md).
-_AUTO_ORDER: tuple[str, ...] = ("mediapipe", "dlib", "haar")
+# Best first (docs/inference.md): YuNet gives all five landmarks and found the most faces, occluded
+# ones included; BlazeFace is faster still but installed by hand; dlib before Haar for landmarks.
+_AUTO_ORDER: tuple[str, ...] = ("yunet", "mediapipe", "dlib", "haar")
 _FACES_EXTRA = "pip install 'fermixnet[faces]'"
 
 
@@ -98,7 +96,7 @@ def list_detectors() -> dict[str, bool]:
 
 
 def create_detector(name: str = "auto", **options: object) -> FaceDetector:
-    """Build a detector by name (``auto``: first available of mediapipe, dlib, haar).
+    """Build a detector by name (``auto``: first available of yunet, mediapipe, dlib, haar).
 
     Raises:
         ValueError: unknown name, or the backend's package is missing (the message says which
@@ -152,10 +150,24 @@ def complete_landmarks(points: np.ndarray, which: tuple[int, ...]) -> np.ndarray
     return out
 
 
+def fitted_landmarks(points: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Five landmarks in YuNet's convention from other points: the template fitted to them.
+
+    Args:
+        points: (K, 2) image points, K >= 2.
+        at: (K, 2) where those points sit in the template's frame (fractions of its side).
+
+    Returns:
+        (5, 2) :data:`RAFDB_TEMPLATE` moved onto ``points`` by a least-squares similarity.
+    """
+    return apply_similarity(estimate_similarity(at, points), RAFDB_TEMPLATE)
+
+
 def box_landmarks(box: tuple[float, float, float, float]) -> np.ndarray:
-    """Template landmarks placed in a face box (for box-only detectors)."""
+    """Landmarks placed in a face box (box-only detectors): :data:`BOX_TEMPLATE`, where YuNet's
+    landmarks sit in an OpenCV Haar box on average."""
     x0, y0, x1, y1 = box
-    return RAFDB_TEMPLATE * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
+    return BOX_TEMPLATE * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
 
 
 @register_detector("aligned")
@@ -166,7 +178,7 @@ class AlignedDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """One face covering the image, without landmarks (it is cropped as is)."""
-        h, w = image.shape[:2]
+        h, w = check_image(image, "aligned detector").shape[:2]
         return [Face(box=(0.0, 0.0, float(w), float(h)), landmarks=None, score=1.0)]
 
 
@@ -181,13 +193,24 @@ def _package_file(package: str, *parts: str) -> Path:
     return path
 
 
+register_detector("yunet", module="yuface", install=YUNET_INSTALL)(YuNetDetector)
+
+# Where dlib's eye centres (the means of its eye corners) and its nose point sit in the frame in
+# which YuNet's five landmarks of the same face fit RAFDB_TEMPLATE: the mean over 86 faces found
+# by both (40 of a real photograph, 46 drawn and generated; per face they scatter by 0.02-0.03),
+# mirrored to be symmetric (`python benchmarks/detector_bench.py --calibrate --scenes 20`).
+# dlib's nose point is the base of the nose, well below the tip: read as the tip, as before,
+# it stretched the face, and a `box` crop came out lower and larger.
+DLIB_POINTS: np.ndarray = np.array([[0.339, 0.431], [0.661, 0.431], [0.500, 0.653]])
+
+
 @register_detector("dlib", module="dlib")
 class DlibDetector:
     """dlib HOG (or CNN) face detector + dlib's 5-point landmark model.
 
-    dlib's 5 points are two corners per eye and the base of the nose; eye centres are the means
-    of the corners, the nose base stands in for the tip, and the mouth corners come from the
-    template fitted to those three points.
+    dlib's 5 points are two corners per eye and the base of the nose. The five landmarks are the
+    template fitted to the eye centres and the nose base at :data:`DLIB_POINTS`, so they follow
+    YuNet's convention (the same crop of a face from either detector).
 
     Args:
         upsample: times the image is upsampled before detection (finds faces down to ~40 px
@@ -221,7 +244,7 @@ class DlibDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, best first."""
-        image = np.ascontiguousarray(image)
+        image = check_image(image, f"{self.name} detector")
         faces = []
         for rect, score in self._boxes(image):
             shape = self._shape(image, rect)
@@ -229,7 +252,7 @@ class DlibDetector:
             # dlib order: 0-1 eye on the image's right, 2-3 eye on the image's left, 4 nose base.
             pts = np.stack([p[2:4].mean(0), p[0:2].mean(0), p[4]])
             box = (float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
-            faces.append(Face(box, complete_landmarks(pts, (0, 1, 2)), score))
+            faces.append(Face(box, fitted_landmarks(pts, DLIB_POINTS), score))
         return sorted(faces, key=lambda f: -f.score)
 
 
@@ -265,8 +288,9 @@ class MediaPipeDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, best first."""
+        image = check_image(image, "mediapipe detector")
         h, w = image.shape[:2]
-        result = self._fd.process(np.ascontiguousarray(image))
+        result = self._fd.process(image)
         faces = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -312,7 +336,7 @@ class HaarDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, largest first."""
-        gray = self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+        gray = self._cv2.cvtColor(check_image(image, "haar detector"), self._cv2.COLOR_RGB2GRAY)
         rects, _, weights = self._cascade.detectMultiScale3(
             gray,
             scaleFactor=1.1,

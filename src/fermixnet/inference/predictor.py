@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import torch
 from fermixnet.framing import Framing, parse_framing
 from fermixnet.inference.align import align_face, crop_box, frame_face
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
+from fermixnet.inference.frames import BoxLike, check_frames, faces_from_boxes
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
 from fermixnet.models.contract import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
@@ -36,6 +38,15 @@ BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
 
 # A batch of normalised float32 crops (B, 3, H, W) -> fused logits (B, K) as numpy.
 LogitsFn = Callable[[np.ndarray], np.ndarray]
+
+
+class FrameTracker(Protocol):
+    """Anything with ``update(result, classes)``, called once per frame in order
+    (:class:`fermixnet.inference.video.IoUTracker`)."""
+
+    def update(self, result: ImageResult, classes: tuple[str, ...]) -> None:
+        """Set the faces' track ids (and smoothed probabilities) of the next frame."""
+        ...
 
 
 def sidecar_meta(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -206,14 +217,18 @@ class Predictor:
                 " "
                 f"got {crops.dtype} {crops.shape}"
             )
-        out = []
-        for i in range(0, len(crops), self.batch_size):
-            x = normalise_crops(crops[i : i + self.batch_size], self.mean, self.std)
-            logits = self.logits_fn(x).astype(np.float64)
-            e = np.exp(logits - logits.max(1, keepdims=True))
-            out.append((e / e.sum(1, keepdims=True)).astype(np.float32))
+        out = [self._forward(crops[i : i + self.batch_size])
+               for i in range(0, len(crops), self.batch_size)]
         k = len(self.classes)
         return np.concatenate(out) if out else np.zeros((0, k), np.float32)
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        """Softmax of the fused logits of (N, H, W, 3) uint8 crops, in one forward pass."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        logits = self.logits_fn(normalise_crops(crops, self.mean, self.std)).astype(np.float64)
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The model-sized crop of one face, framed like the training faces from its landmarks
@@ -267,6 +282,84 @@ class Predictor:
             for face in faces:
                 res.faces.append(self.face_result(face, probs[k], scale))
                 k += 1
+            results.append(res)
+        return results
+
+    # --- camera frames -------------------------------------------------------------------------
+    def predict_frame(
+        self,
+        frame: np.ndarray,
+        boxes: Sequence[BoxLike] | None = None,
+        *,
+        channels: str = "rgb",
+        tracker: FrameTracker | None = None,
+    ) -> ImageResult:
+        """Predict every face of one camera frame (see :meth:`predict_frames`).
+
+        Args:
+            frame: (H, W, 3) uint8, RGB; pass ``channels="bgr"`` for OpenCV's frames.
+            boxes: the faces' ``(x0, y0, x1, y1)`` boxes (or :class:`Face` detections) in the
+                frame's pixels; given, the detector is skipped.
+            channels: ``rgb`` or ``bgr``.
+            tracker: e.g. :class:`fermixnet.inference.video.IoUTracker`: gives faces track ids
+                and smooths their probabilities over successive calls.
+        """
+        per_frame = None if boxes is None else [boxes]
+        return self.predict_frames([frame], per_frame, channels=channels, tracker=tracker)[0]
+
+    def predict_frames(
+        self,
+        frames: Sequence[np.ndarray] | np.ndarray,
+        boxes: Sequence[Sequence[BoxLike]] | None = None,
+        *,
+        channels: str = "rgb",
+        tracker: FrameTracker | None = None,
+    ) -> list[ImageResult]:
+        """Predict every face of a batch of camera frames; all their faces go through the
+        model in ONE forward pass (``batch_size`` does not split it).
+
+        Answers equal :meth:`predict`'s on the same pixels (frames larger than ``max_side`` are
+        shrunk for detection, boxes are reported in the frame's pixels). Frames are not copied
+        unless ``channels="bgr"``.
+
+        Args:
+            frames: (H, W, 3) uint8 arrays (or one (N, H, W, 3) array), RGB unless ``channels``
+                says ``bgr`` (OpenCV's ``VideoCapture.read`` order).
+            boxes: per frame, the caller's face boxes ``(x0, y0, x1, y1)`` (or :class:`Face`
+                detections) in that frame's pixels; given, detection is skipped and each box is
+                cropped like a box-only detector's face (template landmarks in the box).
+            channels: ``rgb`` or ``bgr``.
+            tracker: updated with each frame's result in order (track ids, smoothing).
+
+        Returns:
+            One :class:`ImageResult` per frame (``source`` is ``<frame>``).
+
+        Raises:
+            ValueError: a frame that is not (H, W, 3) uint8, an empty frame, ``boxes`` not one
+                list per frame, or a box outside its frame; the message names the frame and box.
+        """
+        checked = check_frames(frames, channels)
+        if boxes is not None and len(boxes) != len(checked):
+            raise ValueError(f"boxes: expected one list of boxes per frame ({len(checked)}), "
+                             f"got {len(boxes)}")
+        found: list[tuple[np.ndarray, list[Face], float]] = []
+        for i, frame in enumerate(checked):
+            if boxes is None:
+                img, scale = shrink(frame, self.max_side)
+                found.append((img, self.detector.detect(img), scale))
+            else:
+                h, w = frame.shape[:2]
+                found.append((frame, faces_from_boxes(boxes[i], w, h, f"frame {i}"), 1.0))
+        crops = [self.crop(img, f) for img, faces, _ in found for f in faces]
+        probs = self._forward(np.stack(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8))
+        results, k = [], 0
+        for frame, (_, faces, scale) in zip(checked, found, strict=True):
+            res = ImageResult("<frame>", frame.shape[1], frame.shape[0])
+            for face in faces:
+                res.faces.append(self.face_result(face, probs[k], scale))
+                k += 1
+            if tracker is not None:
+                tracker.update(res, self.classes)
             results.append(res)
         return results
 

@@ -4,11 +4,13 @@ smoothed per track with an exponential moving average."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fermixnet.inference.frames import BoxLike
 from fermixnet.inference.images import import_cv2, iter_video, video_fps
 from fermixnet.inference.predictor import Predictor
 from fermixnet.inference.results import ImageResult, annotate
@@ -88,6 +90,49 @@ class IoUTracker:
             face.probs = {c: float(p) for c, p in zip(classes, track.probs, strict=True)}
             top = int(np.argmax(track.probs))
             face.label, face.score = classes[top], float(track.probs[top])
+
+
+@dataclass
+class LiveStream:
+    """A live camera stream: frames in, one :class:`ImageResult` out per frame, faces tracked
+    and their probabilities smoothed as ``fermixnet predict --smooth`` does for video files.
+
+    Example::
+
+        stream = LiveStream(predictor, smoothing=0.6, channels="bgr")
+        ok, frame = cv2.VideoCapture(0).read()
+        result = stream.push(frame)        # result.faces[i].track_id, .label, .probs
+
+    Attributes:
+        predictor: the predictor (its detector finds the faces unless boxes are given).
+        smoothing: EMA weight of each track's past probabilities (0 turns smoothing off).
+        channels: ``rgb``, or ``bgr`` for OpenCV's frames.
+    """
+
+    predictor: Predictor
+    smoothing: float = 0.6
+    channels: str = "rgb"
+    tracker: IoUTracker = field(init=False)
+    frames: int = field(default=0, init=False)
+    _start: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        self.tracker = IoUTracker(smoothing=self.smoothing)
+
+    def push(self, frame: np.ndarray, boxes: Sequence[BoxLike] | None = None) -> ImageResult:
+        """The next frame's result: ``frame`` is its index in the stream, ``time`` the seconds
+        since the first frame (monotonic clock)."""
+        now = time.monotonic()
+        if self.frames == 0:
+            self._start = now
+        result = self.predictor.predict_frame(
+            frame, boxes, channels=self.channels, tracker=self.tracker
+        )
+        result.source, result.frame, result.time = "<live>", self.frames, now - self._start
+        self.frames += 1
+        return result
 
 
 def predict_video(

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from fermixnet.fileio import atomic_write
+from fermixnet.run_layout import RunLayout
 
 
 def _save(fig, path: Path) -> Path:
@@ -112,7 +113,7 @@ def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
 
 def mix_samples_preview(images: torch.Tensor, cfg: Any, run_dir: Path) -> None:
     """`fit`'s `preview` hook: `plots/mix_samples.png` of the run (once; not without mixing)."""
-    path = Path(run_dir) / "plots" / "mix_samples.png"
+    path = RunLayout(run_dir).mix_samples
     if path.exists() or cfg.mix.method == "none":
         return
     plot_mix_samples(images, cfg.mix, path, seed=cfg.train.seed)

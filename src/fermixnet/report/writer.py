@@ -17,8 +17,11 @@ import yaml
 from fermixnet.fileio import atomic_write
 from fermixnet.report import plots
 from fermixnet.report.summary import summary_table
+from fermixnet.run_layout import ReportLayout, RunLayout
 
 _WEIGHTS_ORDER = ("last", "best", "eval")
+"""How each results file's weights show: `fit`'s last and best checkpoints, then `eval`, the
+results of `fermixnet eval --out` (`RunLayout.eval_files` gives those as None)."""
 
 
 @dataclass
@@ -48,22 +51,22 @@ def load_run(path: str | Path, name: str | None = None) -> RunRecord:
         FileNotFoundError: the folder has neither metrics nor evaluation files.
     """
     path = Path(path)
-    metrics, evals_dir = path / "metrics.json", path / "eval"
-    if not metrics.is_file() and not evals_dir.is_dir():
-        raise FileNotFoundError(f"{path}: no metrics.json or eval/ folder; is it a run folder "
-                                "written by `fermixnet train` or `fermixnet eval --out`?")
+    run = RunLayout(path)
+    metrics = run.metrics_json
+    if not metrics.is_file() and not run.eval_dir.is_dir():
+        raise FileNotFoundError(f"{path}: no {metrics.name} or {run.eval_dir.name}/ folder; is it "
+                                "a run folder written by `fermixnet train` or `fermixnet eval "
+                                "--out`?")
     rec = RunRecord(name=name or path.name, path=path)
     if metrics.is_file():
         data = _read_json(metrics)
         rec.history = list(data.pop("history", []))
         rec.summary = data
         rec.name = name or data.get("name") or path.name
-    if (path / "config.yaml").is_file():
-        rec.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    for f in sorted(evals_dir.glob("*.json")) if evals_dir.is_dir() else []:
-        stem, _, which = f.stem.rpartition("-")
-        test, which = (stem, which) if which in ("last", "best") else (f.stem, "eval")
-        rec.evals[(test, which)] = _read_json(f)
+    if run.config.is_file():
+        rec.config = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+    for (test, which), f in run.eval_files().items():
+        rec.evals[(test, which or "eval")] = _read_json(f)
     return rec
 
 
@@ -131,7 +134,8 @@ def _preferred(rec: RunRecord, test: str) -> dict[str, Any] | None:
     return None
 
 
-def _test_section(runs: Sequence[RunRecord], test: str, out: Path, csv_rows: list) -> list[str]:
+def _test_section(runs: Sequence[RunRecord], test: str, out: ReportLayout,
+                  csv_rows: list) -> list[str]:
     lines = [f"## Test set `{test}`", "", "Accuracy in %; the test set never selects a "
              "checkpoint (best is chosen on validation).", ""]
     rows = _metric_rows(runs, test)
@@ -156,7 +160,7 @@ def _test_section(runs: Sequence[RunRecord], test: str, out: Path, csv_rows: lis
     return lines
 
 
-def _test_plots(runs: Sequence[RunRecord], test: str, out: Path) -> list[str]:
+def _test_plots(runs: Sequence[RunRecord], test: str, out: ReportLayout) -> list[str]:
     lines = []
     subset_acc = {}
     for r in runs:
@@ -164,16 +168,16 @@ def _test_plots(runs: Sequence[RunRecord], test: str, out: Path) -> list[str]:
         if not ev:
             continue
         png = plots.plot_confusion(ev["heads"]["fused"]["overall"]["confusion"], ev["classes"],
-                                   out / "plots" / f"confusion_{r.name}_{test}.png",
+                                   out.plot(f"confusion_{r.name}_{test}"),
                                    title=f"{r.name} on {test}")
-        lines.append(f"![confusion {r.name}]({png.relative_to(out).as_posix()})")
+        lines.append(f"![confusion {r.name}]({png.relative_to(out.root).as_posix()})")
         fused = ev["heads"]["fused"]
         subset_acc[r.name] = {"all": fused["overall"]["accuracy"],
                               **{s: m["accuracy"] for s, m in fused["subsets"].items()}}
     if any(len(v) > 1 for v in subset_acc.values()):
-        png = plots.plot_subset_accuracy(subset_acc, out / "plots" / f"subsets_{test}.png",
+        png = plots.plot_subset_accuracy(subset_acc, out.plot(f"subsets_{test}"),
                                          title=f"accuracy per subset on {test}")
-        lines.append(f"![subsets]({png.relative_to(out).as_posix()})")
+        lines.append(f"![subsets]({png.relative_to(out.root).as_posix()})")
     return [*lines, ""]
 
 
@@ -199,8 +203,8 @@ def write_report(runs: Sequence[str | Path], out_dir: str | Path,
         seen[r.name] = seen.get(r.name, 0) + 1
         if seen[r.name] > 1:
             r.name = f"{r.name}#{seen[r.name]}"
-    out = Path(out_dir)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
+    out = ReportLayout(Path(out_dir))
+    out.plots.mkdir(parents=True, exist_ok=True)
     lines = ["# fermixnet report", ""]
     csv_rows: list[list[Any]] = []
     tests = dict.fromkeys(t for r in records for t, _ in r.evals)
@@ -217,27 +221,28 @@ def write_report(runs: Sequence[str | Path], out_dir: str | Path,
                          if k != "epoch"]
     if any(r.history for r in records):
         png = plots.plot_curves({r.name: r.history for r in records if r.history},
-                                out / "plots" / "curves.png")
-        lines += ["## Training curves", "", f"![curves]({png.relative_to(out).as_posix()})", ""]
+                                out.plot("curves"))
+        lines += ["## Training curves", "", f"![curves]({png.relative_to(out.root).as_posix()})",
+                  ""]
     for test in tests:
         lines += _test_section(records, test, out, csv_rows)
     lines += _mix_section(records, out)
     buf = io.StringIO()
     csv.writer(buf).writerows([["run", "set", "metric", "value"], *csv_rows])
-    atomic_write(out / "report.csv", buf.getvalue())
-    atomic_write(out / "report.md", "\n".join(lines) + "\n")
-    return out / "report.md"
+    atomic_write(out.csv, buf.getvalue())
+    atomic_write(out.markdown, "\n".join(lines) + "\n")
+    return out.markdown
 
 
-def _mix_section(records: Sequence[RunRecord], out: Path) -> list[str]:
+def _mix_section(records: Sequence[RunRecord], out: ReportLayout) -> list[str]:
     lines = []
     for r in records:
-        src = r.path / "plots" / "mix_samples.png"
+        src = RunLayout(r.path).mix_samples
         if src.is_file():
-            dst = out / "plots" / f"mix_samples_{r.name}.png"
+            dst = out.plot(f"{src.stem}_{r.name}")
             if src.resolve() != dst.resolve():
                 shutil.copyfile(src, dst)
-            lines.append(f"![mix samples {r.name}]({dst.relative_to(out).as_posix()})")
+            lines.append(f"![mix samples {r.name}]({dst.relative_to(out.root).as_posix()})")
     if lines:
         lines = ["## Mixed training samples", "",
                  "Columns: the original, then each mixed version (partner: the next image).", "",

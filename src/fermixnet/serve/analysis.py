@@ -3,9 +3,10 @@
 The clean result is exactly ``fermixnet predict --format json``'s schema (``{"results": [...]}``,
 built by the Predictor), with one key added per face: ``heads``, the high-level and mid-level
 heads' own predictions beside the fused one (Sec. 3.4's decision fusion, made visible). With an
-occluder, ``occlusion`` holds, per face, the occluded face (a PNG data URL) and its new
-prediction, classified at the clean face's detection so that the model, not the detector, is
-what changes.
+occluder, ``occlusion`` holds, per face, its new prediction, classified at the clean face's
+detection so that the model, not the detector, is what changes, and (unless the caller leaves it
+out, as the live view does between its requests for pictures) the occluded face as a PNG or JPEG
+data URL. The clean and the occluded faces go through the model in one forward pass.
 """
 
 from __future__ import annotations
@@ -93,11 +94,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
-def _classify(served: ServedModel, image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
-    """(fused, high, mid) probabilities (N, K) of the faces' crops; the caller holds the lock."""
+def _classify(
+    served: ServedModel, images: list[np.ndarray], faces: list[Face]
+) -> list[np.ndarray]:
+    """(fused, high, mid) probabilities (len(images) * N, K) of the faces' crops in each image
+    (the clean frame, then its occluded copy), in one forward pass."""
     pred = served.predictor
-    crops = np.stack([pred.crop(image, f) for f in faces])  # (N, H, W, 3)
-    return [_softmax(o) for o in served.heads(normalise_crops(crops, pred.mean, pred.std))]
+    crops = np.stack([pred.crop(img, f) for img in images for f in faces])  # (M, H, W, 3)
+    return [_softmax(o) for o in served.run_heads(normalise_crops(crops, pred.mean, pred.std))]
 
 
 def _head(classes: tuple[str, ...], probs: np.ndarray) -> dict[str, object]:
@@ -123,12 +127,13 @@ def _region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int
             min(shape[1], int(np.ceil(x1 + mx))), min(shape[0], int(np.ceil(y1 + my))))
 
 
-def _data_url(image: np.ndarray) -> str:
+def _data_url(image: np.ndarray, fmt: str = "png") -> str:
+    """A thumbnail (longest side THUMB_SIDE) as a PNG or JPEG data URL."""
     pil = Image.fromarray(image)
     pil.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    pil.save(buf, format=fmt.upper(), **({"quality": 85} if fmt == "jpeg" else {}))
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def occlude_faces(
@@ -155,27 +160,43 @@ def occlude_faces(
 
 
 def analyse(
-    served: ServedModel, image: np.ndarray, occluder: str | None = None, seed: int = 0
+    served: ServedModel,
+    image: np.ndarray,
+    occluder: str | None = None,
+    seed: int = 0,
+    images: str | None = "png",
+    empty_ok: bool = False,
 ) -> dict[str, object]:
     """Predict every face of ``image``; with ``occluder``, also of its occluded copy.
 
+    One request's work runs in one worker (:meth:`ServedModel.worker`): detection on that
+    worker's detector, then one forward pass for the clean faces and their occluded copies.
+
     Args:
-        served: the model (its lock is taken around detection and each forward pass).
+        served: the model.
         image: (H, W, 3) uint8 RGB.
         occluder: a key of :func:`occluder_choices`, or None.
         seed: seed of the occluders' shapes, sizes and colours.
+        images: format of the occluded faces' thumbnails (``png`` or ``jpeg``), or None to
+            leave them out (the live view asks for them only while its occlusion panel is on).
+        empty_ok: answer a frame without faces with an empty ``faces`` list, not a 422.
 
     Raises:
-        RequestError: 400 for an unknown occluder, 422 when no face is found.
+        RequestError: 400 for an unknown occluder, 422 when no face is found (unless
+            ``empty_ok``).
     """
     check_occluder(occluder)
     pred = served.predictor
     img, scale = shrink(image, pred.max_side)
-    with served.lock:
-        faces = pred.detector.detect(img)
-        if not faces:
+    with served.worker() as detector:
+        faces = detector.detect(img)
+        if not faces and not empty_ok:
             raise RequestError(422, "no face found in the image")
-        probs = _classify(served, img, faces)
+        kind, name = occluder_choices()[occluder] if occluder is not None else ("", None)
+        occ_img, names = img, []
+        if occluder is not None and faces:
+            occ_img, names = occlude_faces(img, faces, kind, name, seed)
+        probs = _classify(served, [img, occ_img] if names else [img], faces) if faces else []
     result = ImageResult("<upload>", image.shape[1], image.shape[0])
     face_dicts = []
     for i, face in enumerate(faces):
@@ -184,29 +205,29 @@ def analyse(
         face_dicts.append({**d, "heads": _heads(served, probs, i)})
     out: dict[str, object] = {"results": [{**result.to_dict(), "faces": face_dicts}]}
     if occluder is not None:
-        out["occlusion"] = _occluded(served, img, faces, occluder_choices()[occluder], seed)
+        n = len(faces)
+        occ_probs = [p[n:] for p in probs]
+        out["occlusion"] = _occluded(served, occ_img, faces, occ_probs, names, kind, seed, images)
     return out
 
 
 def _occluded(
     served: ServedModel,
-    img: np.ndarray,
+    occ_img: np.ndarray,
     faces: list[Face],
-    choice: tuple[str, str | None],
+    probs: list[np.ndarray],
+    names: list[str],
+    kind: str,
     seed: int,
+    images: str | None,
 ) -> dict[str, object]:
-    kind, name = choice
-    occ_img, names = occlude_faces(img, faces, kind, name, seed)
-    with served.lock:
-        probs = _classify(served, occ_img, faces)
     classes = served.predictor.classes
     faces_out: list[Mapping[str, object]] = []
     for i, face in enumerate(faces):
-        x0, y0, x1, y1 = _region(face, img.shape, 0.1)
-        faces_out.append({
-            **_head(classes, probs[0][i]),
-            "occluder": names[i],
-            "heads": _heads(served, probs, i),
-            "image": _data_url(occ_img[y0:y1, x0:x1]),
-        })
+        entry = {**_head(classes, probs[0][i]), "occluder": names[i],
+                 "heads": _heads(served, probs, i)}
+        if images is not None:
+            x0, y0, x1, y1 = _region(face, occ_img.shape, 0.1)
+            entry["image"] = _data_url(occ_img[y0:y1, x0:x1], images)
+        faces_out.append(entry)
     return {"type": kind, "seed": seed, "faces": faces_out}

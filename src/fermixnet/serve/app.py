@@ -1,4 +1,10 @@
-"""The FastAPI application: ``/`` (the page), ``/api/predict``, ``/api/model``, ``/api/health``.
+"""The FastAPI application: ``/`` (the page), ``/api/predict``, ``/api/frame``, ``/api/model``,
+``/api/health``.
+
+``/api/predict`` takes a multipart upload (the page's photos, ``curl -F``); ``/api/frame`` is the
+live camera's lean path: the request body is the encoded frame itself (no multipart parsing),
+a frame without faces is an answer (``faces: []``), and occluded faces' thumbnails are sent only
+when ``images=true`` asks for them.
 
 Every bad request gets a 4xx JSON ``{"detail": "..."}`` and the server keeps serving. Uploads
 are read through Starlette's multipart parser, whose spooled temporary file (in memory up to
@@ -87,6 +93,13 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
+# The OpenAPI description of /api/frame's body: the encoded frame itself.
+_FRAME_BODY = {"requestBody": {"required": True, "content": {
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/webp": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 def model_info(served: ServedModel) -> dict[str, object]:
     """What ``GET /api/model`` answers: classes, input size, backbone, metrics, occluders."""
     meta, pred = served.meta, served.predictor
@@ -96,6 +109,7 @@ def model_info(served: ServedModel) -> dict[str, object]:
         "input_size": list(pred.input_size),
         "mid_branch": served.has_mid,
         "backend": served.backend,
+        "workers": served.workers,
         "detector": getattr(pred.detector, "name", type(pred.detector).__name__),
         "metrics": meta.get("metrics") or {},
         "occlusion_types": list(OCCLUSION_TYPES),
@@ -148,6 +162,20 @@ def create_app(
         data = await file.read()
         image = await run_in_threadpool(decode_image, data, max_pixels)
         return JSONResponse(await run_in_threadpool(analyse, served, image, occluder, seed))
+
+    @app.post("/api/frame", openapi_extra=_FRAME_BODY)
+    async def frame(
+        request: Request,
+        occluder: Annotated[str | None, Query(description="occlusion type or occluder")] = None,
+        seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        images: Annotated[bool, Query(description="occluded faces' JPEG thumbnails")] = False,
+    ) -> JSONResponse:
+        check_occluder(occluder)  # before the body is read
+        data = await request.body()
+        image = await run_in_threadpool(decode_image, data, max_pixels)
+        answer = await run_in_threadpool(analyse, served, image, occluder, seed,
+                                         "jpeg" if images else None, True)
+        return JSONResponse(answer)
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

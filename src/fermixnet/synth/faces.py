@@ -267,3 +267,25 @@ def sample_face(label: int, cfg: SynthConfig, rng: np.random.Generator) -> Face:
         "noise": float(rng.uniform(0, cfg.noise)),
     }
     return Face(label, aus, blend, weight, intensity, ident, pose, scene)
+
+
+PRESETS: Mapping[str, Mapping[str, object]] = {
+    "aligned": {},
+    "unaligned": {"rotation": 30.0, "scale": (0.75, 1.15), "shift": 0.15},
+}
+"""Named `SynthConfig` settings. ``aligned``: the calibrated defaults (faces nearly upright and
+centred, as in aligned crops: the demo's). ``unaligned``: faces framed like face-detector boxes,
+not aligned: roll up to ±30°, centre shifted up to 15 % of the side, scale 0.75-1.15, so that
+fixed image halves miss the face's halves (the generator draws no yaw). The landmark columns
+(``lm_*``) follow each face's pose."""
+
+
+def synth_preset(name: str = "aligned", **overrides: object) -> SynthConfig:
+    """The `SynthConfig` of preset `name` (`PRESETS`) with `overrides` on top.
+
+    Raises:
+        ValueError: an unknown preset, naming the choices.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown synthetic preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return SynthConfig(**{**PRESETS[name], **overrides})  # type: ignore[arg-type]

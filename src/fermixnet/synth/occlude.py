@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,6 +233,7 @@ def _occlude_item(
     root: Path,
     key: tuple[int, int, int],
     keep_clean: bool,
+    occluders: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """Write the clean copy (optional) and one occluded copy per type of one image."""
     seed, split_id, i = key
@@ -244,7 +245,12 @@ def _occlude_item(
     h, w = image.shape[:2]
     for kind in kinds:
         rng = np.random.default_rng([seed, split_id, i, OCCLUSION_TYPES.index(kind)])
-        occ = occlude(image, kind, rng, landmarks_for(base, w, h, rng))
+        lm = landmarks_for(base, w, h, rng)
+        pick = None
+        if occluders is not None:  # only these occluders (e.g. those a model never trained with)
+            names = [n for n in OCCLUDERS[kind] if n in occluders]
+            pick = names[int(rng.integers(len(names)))]
+        occ = occlude(image, kind, rng, lm, occluder=pick)
         rel = f"images/{split}/{kind}/{i:06d}.png"
         save_png(occ.image, root / rel)
         rows.append(
@@ -268,6 +274,7 @@ def occlude_dataset(
     splits: tuple[str, ...] = ("test",),
     random_type: bool = False,
     keep_clean: bool = True,
+    occluders: Sequence[str] | None = None,
 ) -> Path:
     """Write occluded copies of a data set's images as a new manifest data set.
 
@@ -289,6 +296,9 @@ def occlude_dataset(
         splits: splits of the source to occlude.
         random_type: one random type per image instead of one copy per type.
         keep_clean: also write the unoccluded image (``occlusion=none``) for clean accuracy.
+        occluders: draw only these occluders (names of the ``occluder`` column, e.g. the
+            families a model did not train with); types with none of them are left out. None:
+            every occluder of each type (and the same images as before this option existed).
 
     Returns:
         Path of the written manifest.
@@ -298,6 +308,16 @@ def occlude_dataset(
             images in the chosen splits.
     """
     types = parse_types(list(types))
+    allowed = None
+    if occluders is not None:
+        allowed = tuple(occluders)
+        known = {n for names in OCCLUDERS.values() for n in names}
+        if not allowed or set(allowed) - known:
+            raise ValueError(f"occluders: unknown or none in {list(allowed)}; expected names "
+                             f"among {', '.join(sorted(known))}")
+        types = tuple(t for t in types if any(n in allowed for n in OCCLUDERS[t]))
+        if not types:
+            raise ValueError(f"occluders {', '.join(allowed)}: none is of the chosen types")
     root = Path(out).expanduser()
     src_root = Path(parse_data_spec(data)[1]).expanduser()
     _check_output(root, src_root)
@@ -307,7 +327,7 @@ def occlude_dataset(
         rows = []
         for split in splits:
             rows += _occlude_split(data, split, src_root, staging, types, seed,
-                                   random_type, keep_clean)  # fmt: skip
+                                   random_type, keep_clean, allowed)  # fmt: skip
         if not rows:
             raise ValueError(f"--data {data!r}: no images in split(s) {', '.join(splits)}")
         write_manifest(staging / "manifest.csv", rows, union_columns(rows))
@@ -335,7 +355,7 @@ def _check_output(root: Path, src_root: Path) -> None:
 
 def _occlude_split(
     data: str, split: str, src_root: Path, root: Path, types: tuple[str, ...], seed: int,
-    random_type: bool, keep_clean: bool,
+    random_type: bool, keep_clean: bool, occluders: tuple[str, ...] | None = None,
 ) -> list[dict]:  # fmt: skip
     """Write the occluded copies of one split under `root`; their manifest rows."""
     items, load = _source(data, split)
@@ -347,5 +367,6 @@ def _occlude_split(
             pick = np.random.default_rng([seed, split_id, i, 99]).integers(len(types))
             chosen = (types[int(pick)],)
         base = _row(path, src_root, label, split, meta)
-        rows += _occlude_item(load(i), base, chosen, root, (seed, split_id, i), keep_clean)
+        rows += _occlude_item(load(i), base, chosen, root, (seed, split_id, i), keep_clean,
+                              occluders)
     return rows

@@ -196,25 +196,121 @@ function occludeNow() {
   }, "occluding…");
 }
 
+// --- live camera: frames streamed to /api/frame -----------------------------------------------
+// Each of LIVE_LOOPS loops grabs the camera's current frame, posts it and waits for the answer;
+// frames the server cannot keep up with are never sent (dropped), and an answer older than one
+// already drawn is ignored. Two loops keep two server workers busy.
+const LIVE_SIDE = 640, LIVE_LOOPS = 2;
+const live = { on: false, sent: 0, drawn: -1, frames: 0, times: [], ms: 0, occluder: null,
+  seed: 0 };
 let stream = null;
+
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+function grabFrame() {
+  const video = $("webcam");
+  const scale = Math.min(1, LIVE_SIDE / Math.max(video.videoWidth, video.videoHeight));
+  const canvas = el("canvas");
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  return canvas;
+}
+
+async function postFrame(canvas) {
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+  const query = live.occluder
+    ? `?occluder=${encodeURIComponent(live.occluder)}&seed=${live.seed}&images=true` : "";
+  const res = await fetch("/api/frame" + query,
+    { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
+  const body = await res.json().catch(() => ({ detail: `HTTP ${res.status}` }));
+  if (!res.ok) throw new Error(typeof body.detail === "string" ? body.detail
+    : JSON.stringify(body.detail));
+  return body;
+}
+
+function showLive(canvas, body, ms) {
+  state.image = canvas; state.result = body;
+  // The analysed frame with its boxes replaces the video, which keeps playing out of sight.
+  $("webcam").classList.add("behind"); $("stage").hidden = false; $("drop-hint").hidden = true;
+  $("drop-zone").classList.add("has-image");
+  drawStage();
+  if (body.results[0].faces.length) renderFaces();
+  else $("faces").innerHTML = '<p class="empty">No face in view.</p>';
+  if (body.occlusion) renderOcclusion(body.occlusion);
+  $("occlude-button").disabled = false; $("reroll-button").disabled = !live.occluder;
+  const now = performance.now();
+  live.times = live.times.filter((t) => now - t < 2000).concat([now]);
+  live.ms = ms; live.frames += 1;
+  const fps = live.times.length > 1 ? (live.times.length - 1) * 1000 / (now - live.times[0]) : 0;
+  const info = $("live-info");
+  info.hidden = false; info.dataset.frames = live.frames;
+  info.textContent = `live · ${fps.toFixed(1)} frames/s · ${Math.round(ms)} ms per frame`;
+}
+
+async function liveLoop() {
+  const video = $("webcam");
+  while (live.on) {
+    if (!video.videoWidth) { await sleep(50); continue; }
+    const seq = live.sent++, canvas = grabFrame(), start = performance.now();
+    try {
+      const body = await postFrame(canvas);
+      if (live.on && seq > live.drawn) {
+        live.drawn = seq; showError("");
+        showLive(canvas, body, performance.now() - start);
+      }
+    } catch (err) {
+      if (live.on) { showError(err.message); await sleep(500); }
+    }
+  }
+}
+
+// "Stop webcam": the last analysed frame stays, as a photo the occlusion panel can use.
+function freezeLive() {
+  const frame = live.on && state.result ? state.image : null;
+  stopWebcam();
+  if (!frame) return;
+  frame.toBlob((blob) => {
+    if (state.image !== frame) return;  // another photo came meanwhile
+    blob.name = "webcam.jpg"; state.blob = blob;
+  }, "image/jpeg", 0.95);
+}
+
 async function startWebcam() {
+  if (stream) { freezeLive(); return; }
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: true });
   } catch (err) { showError(`webcam unavailable: ${err.message}`); return; }
   const video = $("webcam");
   video.srcObject = stream; video.hidden = false;
   $("stage").hidden = true; $("drop-hint").hidden = true;
-  $("snapshot-button").hidden = false;
+  $("snapshot-button").hidden = false; $("webcam-button").textContent = "Stop webcam";
+  Object.assign(live, { on: true, sent: 0, drawn: -1, frames: 0, times: [], occluder: null,
+    seed: 0 });
+  $("occlusion").innerHTML = "";
+  for (let i = 0; i < LIVE_LOOPS; i++) liveLoop();
 }
 function stopWebcam() {
+  live.on = false; live.occluder = null;
   if (stream) stream.getTracks().forEach((t) => t.stop());
-  stream = null; $("webcam").hidden = true; $("snapshot-button").hidden = true;
+  stream = null; $("webcam").hidden = true; $("webcam").classList.remove("behind");
+  $("snapshot-button").hidden = true;
+  $("live-info").hidden = true; $("webcam-button").textContent = "Use webcam";
 }
 function snapshot() {
   const video = $("webcam"), canvas = el("canvas");
   canvas.width = video.videoWidth; canvas.height = video.videoHeight;
   canvas.getContext("2d").drawImage(video, 0, 0);
   canvas.toBlob((blob) => { blob.name = "webcam.png"; useBlob(blob); }, "image/png");
+}
+
+// The occlusion panel: on a photo, one request; on the live view, every following frame.
+function occlude(seed) {
+  if (live.on) {
+    live.occluder = $("occluder-select").value; live.seed = seed;
+    return;
+  }
+  state.seed = seed; occludeNow();
 }
 
 function wire() {
@@ -230,9 +326,11 @@ function wire() {
   });
   $("webcam-button").addEventListener("click", startWebcam);
   $("snapshot-button").addEventListener("click", snapshot);
-  $("occlude-button").addEventListener("click", () => { state.seed = 0; occludeNow(); });
-  $("reroll-button").addEventListener("click", () => { state.seed += 1; occludeNow(); });
-  $("occluder-select").addEventListener("change", () => { if (state.result) occludeNow(); });
+  $("occlude-button").addEventListener("click", () => occlude(0));
+  $("reroll-button").addEventListener("click", () => occlude((live.on ? live.seed : state.seed) + 1));
+  $("occluder-select").addEventListener("change", () => {
+    if (live.on ? live.occluder : state.result) occlude(0);
+  });
 }
 
 wire();

@@ -1,0 +1,170 @@
+"""The YuNet backend (boxes and landmarks mapped back from its working resolution), what ``auto``
+picks, and every detector's check of its input."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fermixnet.inference import create_detector, list_detectors
+from scene_helpers import background, box_iou, photo_scene, scene_with_faces
+
+needs_yuface = pytest.mark.skipif(importlib.util.find_spec("yuface") is None,
+                                  reason="needs yuface (no wheel for this Python/platform)")
+
+
+def _check_order(marks: np.ndarray, box: tuple[float, ...]) -> None:
+    """fermixnet's order: image-left eye, image-right eye, nose tip, mouth left, mouth right."""
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = marks
+    assert lx < nx < rx and mlx < mrx
+    assert max(ly, ry) < ny < min(mly, mry)
+    x0, y0, x1, y1 = box
+    assert np.all((marks >= (x0, y0)) & (marks <= (x1, y1)))
+
+
+@needs_yuface
+def test_yunet_finds_drawn_faces_and_a_photo_with_landmarks_in_order():
+    det = create_detector("yunet")
+    assert det.name == "yunet" and det.max_side == 320
+    for seed in range(3):
+        img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
+        faces = det.detect(img)
+        assert len(faces) == 2, seed
+        for true in boxes:
+            assert max(box_iou(f.box, true) for f in faces) > 0.4
+        for f in faces:
+            _check_order(f.landmarks, f.box)
+            assert 0.5 <= f.score <= 1.0
+    img, box = photo_scene(0)
+    (face,) = det.detect(img)
+    assert box_iou(face.box, box) > 0.4
+    _check_order(face.landmarks, face.box)
+    # Mirrored, the order still starts with the image's left eye.
+    (flip,) = det.detect(np.ascontiguousarray(img[:, ::-1]))
+    w = img.shape[1]
+    mirrored = np.column_stack([w - 1 - face.landmarks[:, 0], face.landmarks[:, 1]])
+    _check_order(flip.landmarks, flip.box)
+    side = face.box[2] - face.box[0]
+    assert np.abs(flip.landmarks - mirrored[[1, 0, 2, 4, 3]]).mean() < 0.04 * side
+    assert det.detect(background(300, 400, seed=7)) == []
+
+
+@needs_yuface
+def test_yunet_maps_boxes_and_landmarks_back_from_its_working_resolution():
+    det = create_detector("yunet")
+    seen = []
+
+    def fake(bgr: np.ndarray, conf: float):  # yuface's API: confs, (x, y, w, h), 10 coordinates
+        seen.append(bgr.shape)
+        return (np.array([88], np.int16), np.array([[40, 20, 100, 120]], np.int16),
+                np.array([[60, 60, 120, 60, 90, 90, 70, 110, 110, 110]], np.int16))
+
+    det._detect = fake
+    (face,) = det.detect(np.zeros((480, 960, 3), np.uint8))  # shrunk to 320x160: x3
+    assert seen == [(160, 320, 3)]
+    assert face.box == (120.0, 60.0, 420.0, 420.0) and face.score == pytest.approx(0.88)
+    # A pixel index i at 320 px covers 3i..3i+2 at 960 px: its centre is 3i + 1.
+    np.testing.assert_allclose(face.landmarks[0], (181, 181))
+    seen.clear()
+    det.detect(np.zeros((200, 300, 3), np.uint8))  # smaller than max_side: never enlarged
+    assert seen == [(200, 300, 3)]
+    # End to end: a face found at 320 px and in the same scene enlarged 3x agree.
+    img, (box,) = scene_with_faces(4, n_faces=1, size=320, face=128)
+    (small,) = create_detector("yunet").detect(img)  # 320 px: run as is
+    assert box_iou(small.box, box) > 0.4
+    big = np.asarray(Image.fromarray(img).resize((960, 960), Image.Resampling.BICUBIC))
+    (large,) = create_detector("yunet").detect(big)
+    assert box_iou(np.array(large.box) / 3, small.box) > 0.85
+    # (drawn faces give YuNet landmarks that move by a few pixels when the image is resampled)
+    assert np.abs((large.landmarks - 1) / 3 - small.landmarks).max() < 0.08 * 128
+    for bad in ({"max_side": 8}, {"min_score": 1.5}, {"threads": 0}):
+        with pytest.raises(ValueError, match="yunet"):
+            create_detector("yunet", **bad)
+
+
+@needs_yuface
+def test_auto_picks_yunet_and_falls_back_without_yuface(monkeypatch):
+    assert list_detectors()["yunet"] is True
+    assert create_detector("auto").name == "yunet"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "yuface" else real(name, *a))
+    assert list_detectors()["yunet"] is False
+    assert create_detector("auto").name in {"mediapipe", "dlib", "haar"}
+    with pytest.raises(ValueError, match=r"yunet needs .*yuface.*fermixnet\[faces\]"):
+        create_detector("yunet")
+
+
+BAD_IMAGES = [
+    (np.zeros((0, 10, 3), np.uint8), "empty"),
+    (np.zeros((10, 10, 3), np.float32), "dtype uint8"),
+    (np.zeros((10, 10), np.uint8), r"shape \(H, W, 3\)"),
+    (np.zeros((10, 10, 4), np.uint8), r"shape \(H, W, 3\)"),
+    ([[0, 0, 0]], "numpy array, got list"),
+]
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar", "dlib", "aligned"])
+@pytest.mark.parametrize(("image", "message"), BAD_IMAGES)
+def test_detectors_reject_empty_and_wrong_dtype_images(name, image, message):
+    if not list_detectors()[name]:
+        pytest.skip(f"{name} is not installed here")
+    det = create_detector(name)
+    with pytest.raises(ValueError, match=f"{name} detector: .*{message}"):
+        det.detect(image)
+
+
+@needs_yuface
+def test_yunet_runs_one_thread_and_leaves_torchs_threads_as_they_were():
+    # torch's libgomp, once loaded, is the OpenMP runtime libfacedetection calls: the detector
+    # sets one thread for its call and must restore torch's setting afterwards.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        img, _ = scene_with_faces(1, n_faces=1, size=320, face=96)
+        assert len(create_detector("yunet", threads=1).detect(img)) == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_yuface
+def test_predictor_with_the_default_detector_finds_and_classifies_faces(checkpoint):
+    from fermixnet.inference import Predictor
+
+    pred = Predictor.from_checkpoint(checkpoint)  # detector "auto": yunet
+    assert pred.detector.name == "yunet"
+    img, boxes = scene_with_faces(3, n_faces=2, size=384, face=96)
+    res = pred.predict_batch([img])[0]
+    assert len(res.faces) == 2
+    for true in boxes:
+        assert max(box_iou(f.box, true) for f in res.faces) > 0.4
+    for face in res.faces:
+        assert sum(face.probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.slow
+@needs_yuface
+def test_detector_bench_smoke_writes_rates_speed_and_agreement(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    out = tmp_path / "detector.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "detector_bench.py"),
+                           "--smoke", "--out", str(out)], capture_output=True, text=True,
+                          env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())["results"]
+    assert "yunet" in res["detectors"] and "yunet" in res["rates"]["photo"]
+    assert res["speed"]["640x480"]["yunet"]["cpu_ms"] > 0
+    assert "| scenes | yunet" in proc.stdout
