@@ -86,6 +86,11 @@ def configs() -> dict[str, tuple[str, dict]]:
             f"Fig. 8: {method} with co-training, no flip/crop, vanilla ResNet-18.",
             {**vanilla(method=method), "aug": {"preset": "none"}})
     out.update(arms())
+    out["rafdb_landmark_fermix"] = (
+        "Beyond the paper: FERMixNet with FERMix's regions placed by each face's landmarks "
+        "(mix.method fermix_landmarks; compare with table1_fermixnet). RAF-DB's "
+        "Annotation/manual points are used when present; faces without them get the fixed "
+        "regions.", {"mix": {"method": "fermix_landmarks"}})
     return out
 
 

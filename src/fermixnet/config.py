@@ -159,7 +159,8 @@ class MixConfig:
     """Batch mixing in the training step (Sec. 3.2) and its baselines (Fig. 8)."""
 
     method: str = "fermix"
-    """fermix, cutout, cutmix, mixup or none."""
+    """fermix, fermix_landmarks (regions placed by each face's landmarks), cutout, cutmix, mixup
+    or none."""
     probs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROBS))
     """FERMix region probabilities (Table 3); regions left out have probability 0."""
     p_mix: float = 0.8
@@ -172,7 +173,7 @@ class MixConfig:
     def __post_init__(self) -> None:
         _check_choice(self.method, "mix.method", (*MIXERS, "none"))
         _check(0.0 <= self.p_mix <= 1.0, "mix.p_mix", "in [0, 1]", self.p_mix, "0.8")
-        if self.method == "fermix":
+        if self.method in ("fermix", "fermix_landmarks"):
             try:
                 check_probs(self.probs)
             except ValueError as err:

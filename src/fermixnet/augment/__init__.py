@@ -18,8 +18,10 @@ from fermixnet.augment.fermix import (
     region_box,
     region_lambda,
 )
+from fermixnet.augment.landmark_fermix import LandmarkFERMix
 
-MIXERS = {"fermix": FERMix, "cutout": Cutout, "cutmix": CutMix, "mixup": Mixup}
+MIXERS = {"fermix": FERMix, "fermix_landmarks": LandmarkFERMix, "cutout": Cutout,
+          "cutmix": CutMix, "mixup": Mixup}
 
 
 class MixSpec(Protocol):
@@ -32,12 +34,12 @@ class MixSpec(Protocol):
 
 def build_mixer(
     spec: str | MixSpec, **kwargs: Any
-) -> FERMix | Cutout | CutMix | Mixup | None:
+) -> FERMix | LandmarkFERMix | Cutout | CutMix | Mixup | None:
     """Create a batch mixer from a config's `mix` section, or by name with keyword arguments:
-    ``fermix``, ``cutout``, ``cutmix``, ``mixup`` (``none``: None).
+    ``fermix``, ``fermix_landmarks``, ``cutout``, ``cutmix``, ``mixup`` (``none``: None).
 
-    From a config, the mixer gets `mix.options` and, for FERMix, `mix.probs` (unless the options
-    give ``probs``).
+    From a config, the mixer gets `mix.options` and, for FERMix and its landmark-placed variant,
+    `mix.probs` (unless the options give ``probs``).
 
     Raises:
         ValueError: for an unknown name or arguments the mixer does not take.
@@ -46,7 +48,7 @@ def build_mixer(
         name = spec
     else:
         name, kwargs = spec.method, {**dict(spec.options), **kwargs}
-        if name == "fermix":
+        if name in ("fermix", "fermix_landmarks"):
             kwargs.setdefault("probs", spec.probs)
     if name == "none":
         return None
@@ -66,6 +68,7 @@ __all__ = [
     "CutMix",
     "Cutout",
     "FERMix",
+    "LandmarkFERMix",
     "MixParams",
     "MixSpec",
     "Mixup",

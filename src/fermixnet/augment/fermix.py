@@ -83,6 +83,13 @@ def region_lambda(region: str) -> float:
     return 0.75 if region in PATTERNS["corner"] else 0.5
 
 
+def pixel_lambda(region: str, height: int, width: int) -> float:
+    """The main image's exact pixel share for `region` at `height` x `width` (Eq. 5's lambda
+    with ``exact_lambda``; differs from `region_lambda` only for odd sizes)."""
+    y0, y1, x0, x1 = region_box(region, height, width)
+    return 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+
+
 def check_probs(probs: Mapping[str, float]) -> dict[str, float]:
     """Validate region probabilities (names in `REGIONS`, finite, >= 0, summing to 1).
 
@@ -175,8 +182,7 @@ class FERMix:
         """Eq. 5's lambda for this region and image size."""
         if not self.exact_lambda:
             return float(params.lam)
-        y0, y1, x0, x1 = region_box(params.region, height, width)
-        return 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+        return pixel_lambda(params.region, height, width)
 
     def apply(self, x: Tensor, y: Tensor, params: MixParams) -> tuple[Tensor, Tensor]:
         """Eqs. 4-5: the mixed batch and its soft labels.

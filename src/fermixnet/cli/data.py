@@ -96,6 +96,7 @@ def run_cache(args: argparse.Namespace) -> int:
     print(f"{cached.path}: {len(cached)} images {size[0]}x{size[1]}, {total} skipped")
     for reason, count in sorted(record["skipped"].items()):
         print(f"  skipped: {count} {reason}")
+    print("  landmarks: " + ", ".join(f"{k} {v}" for k, v in record["landmarks"].items()))
     return 0
 
 

@@ -5,9 +5,12 @@ Two releases are read (`layout=auto` picks the one present):
 - `csv` (the original release): `Manually_Annotated_file_lists/training.csv` and `validation.csv`
   (or those files in `root`), header `subDirectory_filePath,face_x,face_y,face_width,face_height,
   facial_landmarks,expression,valence,arousal`; images under `Manually_Annotated_Images/`
-  (or `Manually_Annotated/Manually_Annotated_Images/`). Each image is cropped to its face box.
+  (or `Manually_Annotated/Manually_Annotated_Images/`). Each image is cropped to its face box;
+  `facial_landmarks` (68 points, `x;y;...` in the full image) become the five landmarks of
+  `fermixnet.data.landmarks` in the crop's pixels (a malformed cell: no landmarks, counted).
 - `npy` (the newer release): `train_set/images/<id>.jpg` with `train_set/annotations/<id>_exp.npy`,
-  and `val_set/...` likewise; images are already face crops.
+  and `val_set/...` likewise; images are already face crops. `<id>_lnd.npy` (68 points, 136
+  numbers in the crop's pixels), when present, gives the five landmarks.
 
 Expression codes 0..7 are the canonical classes (neutral, happy, sad, surprise, fear, disgust,
 anger, contempt); 8 none, 9 uncertain and 10 no-face are dropped (counted); AffectNet-7 also drops
@@ -33,6 +36,7 @@ from fermixnet.data.imageio import (
     decode_error,
     pil_to_rgb_array,
 )
+from fermixnet.data.landmarks import from_68, parse_points
 from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.data.sampling import class_balanced_downsample
 from fermixnet.data.subsets import attach_lists
@@ -54,9 +58,11 @@ class AffectNetCSVDataset(FERDataset):
 
     def __init__(
         self, samples: list[Sample], boxes: np.ndarray, lines: np.ndarray | None = None,
-        table: str = "", **kw: Any,
+        table: str = "", marks: np.ndarray | None = None, **kw: Any,
     ) -> None:  # fmt: skip
-        super().__init__(samples, **kw)
+        if marks is not None:  # full-image pixels -> pixels of the crop at the clipped box
+            marks = marks - np.maximum(boxes[:, None, :2], 0)
+        super().__init__(samples, points=marks, **kw)
         self.boxes = boxes  # (N, 4) x, y, width, height
         self.lines = lines  # (N,) line of each sample in `table`, named in errors
         self.table = table
@@ -99,6 +105,29 @@ class AffectNetCSVDataset(FERDataset):
         return f"{self.samples[index].path}#{','.join(str(int(v)) for v in self.boxes[index])}"
 
 
+class AffectNetNpyDataset(FERDataset):
+    """AffectNet's newer release: landmarks from `annotations/<id>_lnd.npy`, read when cached."""
+
+    def landmark_file(self, index: int) -> Path:
+        """The sample's `<id>_lnd.npy` (which may not exist)."""
+        path = Path(self.samples[index].path)
+        return path.parent.parent / "annotations" / f"{path.stem}_lnd.npy"
+
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        path = self.landmark_file(index)
+        if not path.is_file():
+            return None
+        try:
+            return from_68(np.load(path, allow_pickle=False).astype(np.float64).reshape(68, 2))
+        except (OSError, ValueError, TypeError):
+            return np.full((5, 2), np.nan)  # counted and named by the cache and `data check`
+
+    def source_files(self, indices=None) -> list[str]:
+        chosen = range(len(self)) if indices is None else indices
+        marks = {str(f) for f in map(self.landmark_file, chosen) if f.is_file()}
+        return sorted(set(super().source_files(indices)) | marks)
+
+
 def _label(
     code_text: str | None, where: str, num_classes: int, report: DatasetReport
 ) -> int | None:
@@ -138,17 +167,27 @@ def _first(paths: list[Path], what: str) -> Path:
     raise FileNotFoundError(f"affectnet: {what} not found (looked for {looked})")
 
 
+def _landmarks_cell(text: str | None) -> np.ndarray:
+    """Five landmarks (full-image pixels) from a `facial_landmarks` cell; NaN when absent or
+    malformed (the cache counts and names them)."""
+    try:
+        return from_68(parse_points(text or "", 68))
+    except ValueError:
+        return np.full((5, 2), np.nan)
+
+
 def _read_csv(
     root: Path, split: str, n: int, report: DatasetReport, skip_bad: bool
-) -> tuple[list[Sample], np.ndarray, np.ndarray, str]:
-    """Samples, face boxes (N, 4), CSV line numbers (N,) and the CSV file of one split."""
+) -> tuple[list[Sample], np.ndarray, np.ndarray, str, np.ndarray]:
+    """Samples, face boxes (N, 4), CSV line numbers (N,), the CSV file of one split and the
+    landmarks (N, 5, 2) in full-image pixels."""
     name = CSV_FILES[split]
     table = _first([root / "Manually_Annotated_file_lists" / name, root / name], name)
     images = _first([root / "Manually_Annotated_Images",
                      root / "Manually_Annotated" / "Manually_Annotated_Images"],
                     "Manually_Annotated_Images")  # fmt: skip
     report.sources.append(str(table))
-    samples, boxes, lines = [], [], []
+    samples, boxes, lines, marks = [], [], [], []
     meta = {"split": split}  # shared by all samples (never mutated): saves memory on big sets
     with open(table, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -162,11 +201,13 @@ def _read_csv(
                     samples.append(Sample(str(found[0]), found[1], meta))
                     boxes.append(found[2])
                     lines.append(reader.line_num)
+                    marks.append(_landmarks_cell(row.get("facial_landmarks")))
         except csv.Error as err:
             where = f"{table}:{reader.line_num}"
             raise ValueError(f"{where}: not a readable CSV line ({err})") from None
     boxes_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-    return samples, boxes_array, np.asarray(lines, dtype=np.int64), str(table)
+    points = np.asarray(marks, dtype=np.float64).reshape(-1, 5, 2)
+    return samples, boxes_array, np.asarray(lines, dtype=np.int64), str(table), points
 
 
 def _csv_row(
@@ -281,9 +322,9 @@ def affectnet_dataset(
     report = DatasetReport(expected=EXPECTED.get((n, "train" if split == "train" else "val")))
     if layout == "auto":
         layout = "npy" if (root / NPY_SETS[split]).is_dir() else "csv"
-    boxes = lines = None
+    boxes = lines = marks = None
     if layout == "csv":
-        samples, boxes, lines, table = _read_csv(root, split, n, report, skip)
+        samples, boxes, lines, table, marks = _read_csv(root, split, n, report, skip)
     else:
         samples = _read_npy(root, split, n, report, skip)
     explicit = {"occlusion": occlusion_list, "pose30": pose30_list, "pose45": pose45_list}
@@ -295,8 +336,9 @@ def affectnet_dataset(
         samples = [samples[i] for i in keep]
         boxes = boxes[keep] if boxes is not None else None
         lines = lines[keep] if lines is not None else None
+        marks = marks[keep] if marks is not None else None
     common = {"classes": labels.class_names(n), "name": "affectnet", "root": root,
               "split": split, "report": report}  # fmt: skip
     if boxes is not None:
-        return AffectNetCSVDataset(samples, boxes, lines, table, **common)
-    return FERDataset(samples, expected_size=(224, 224), **common)
+        return AffectNetCSVDataset(samples, boxes, lines, table, marks, **common)
+    return AffectNetNpyDataset(samples, expected_size=(224, 224), **common)

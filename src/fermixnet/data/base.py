@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fermixnet.data.imageio import ImageInfo, probe, read_rgb
+from fermixnet.data.landmarks import meta_landmarks
 from fermixnet.framing import Framing
 
 # Meta keys whose values become `key=value` subsets (see `FERDataset.subsets`).
@@ -91,15 +92,21 @@ class FERDataset:
         expected_size: (H, W) of the released images when the format fixes it (RAF-DB aligned
             100x100, FER2013 48x48), used by `data check` to flag wrong sizes.
 
+        points: (N, 5, 2) landmarks in pixels of each loaded image (NaN: none), for adapters
+            that read them with the samples (AffectNet's CSV); default: the ``lm_*`` meta.
+
     Attributes:
         framing: how the images frame faces (set by `create_dataset` from the adapter's
             declaration or the spec's `framing=`).
+        landmark_source: what `landmarks` gives: ``real`` (annotated or known exactly) or
+            ``detected``.
 
     Raises:
         ValueError: a label outside `range(len(classes))`.
     """
 
     framing: Framing = Framing()
+    landmark_source: str = "real"
 
     def __init__(
         self,
@@ -111,8 +118,10 @@ class FERDataset:
         split: str = "all",
         report: DatasetReport | None = None,
         expected_size: tuple[int, int] | None = None,
+        points: np.ndarray | None = None,
     ) -> None:
         self.samples: list[Sample] = list(samples)
+        self.points = points
         self.classes: tuple[str, ...] = tuple(classes)
         self.name = name
         self.root = str(root) if root is not None else ""
@@ -150,6 +159,17 @@ class FERDataset:
     def sample_id(self, index: int) -> str:
         """A string that identifies the pixels of sample `index` (for cache keys)."""
         return self.samples[index].path
+
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        """Five landmarks (5, 2) of sample `index` in pixels of its loaded `height` x `width`
+        image (`fermixnet.data.landmarks`), or None when the data set has none for it.
+
+        Unchecked: the cache and `data check` refuse (and count) unusable points.
+        """
+        if self.points is not None:
+            pts = np.asarray(self.points[index], np.float64)
+            return None if np.isnan(pts).all() else pts
+        return meta_landmarks(self.samples[index].meta, height, width)
 
     def validate(self, index: int, info: ImageInfo) -> None:
         """Raise `ImageReadError` if `load(index)` would refuse a file described by `info`.
@@ -218,6 +238,8 @@ class _SubsetDataset(FERDataset):
         )
         self.parent = parent
         self.indices = indices
+        self.framing = parent.framing
+        self.landmark_source = parent.landmark_source
 
     def load(self, index: int) -> np.ndarray:
         return self.parent.load(self.indices[index])
@@ -227,6 +249,9 @@ class _SubsetDataset(FERDataset):
 
     def sample_id(self, index: int) -> str:
         return self.parent.sample_id(self.indices[index])
+
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        return self.parent.landmarks(self.indices[index], height, width)
 
     def validate(self, index: int, info: ImageInfo) -> None:
         self.parent.validate(self.indices[index], info)

@@ -2,11 +2,14 @@
 
 `build_cache(ds, size)` decodes every sample once (thread pool; PIL releases the GIL while
 decoding and resizing), resizes it to (H, W) and writes `<key>.npy` (uint8, (N, H, W, 3)) plus
-`<key>.json` (labels, subsets, what was skipped). The key hashes the source files' paths, sizes and
-mtimes, the samples' ids, labels and meta, the size, the resize method and the bad-sample policy
-(`on_error`), so a changed source gives a new key and a rebuild, and a strict run never reuses a
-cache that skipped images. Both files are written under temporary names and `os.replace`d, the JSON
-last: an interrupted build leaves no cache that looks valid. The cache lives under
+`<key>.json` (labels, subsets, what was skipped) and `<key>.lmk.npz` (each image's five landmarks
+in the cached pixel frame, float32 (N, 5, 2), and their source, uint8 (N,):
+`fermixnet.data.landmarks`). The key hashes the source files' paths, sizes and
+mtimes (landmark annotation files included), the samples' ids, labels and meta, the size, the
+resize method, the framing (whose template stands in for missing landmarks) and the bad-sample
+policy (`on_error`), so a changed source gives a new key and a rebuild, and a strict run never
+reuses a cache that skipped images. All files are written under temporary names and `os.replace`d,
+the JSON last: an interrupted build leaves no cache that looks valid. The cache lives under
 `$FERMIXNET_CACHE` (default `~/.cache/fermixnet`), never inside the data folder.
 """
 
@@ -27,9 +30,10 @@ import torch.utils.data
 
 from fermixnet.data.base import FERDataset
 from fermixnet.data.imageio import ImageReadError, resize_rgb
+from fermixnet.data.landmarks import SOURCES, TEMPLATE, LandmarkTable
 from fermixnet.progress import progress_bar
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: landmarks beside the images
 MAX_LISTED = 20  # decode errors listed by name in `CachedImages.skip_record`
 
 
@@ -45,10 +49,11 @@ def sample_digest(
     dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise"
 ) -> str:
     """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method and
-    the bad-sample policy `on_error`."""
+    the bad-sample policy `on_error`, and the framing (the landmarks' fallback template)."""
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "size": list(size), "method": method,
-            "classes": list(dataset.classes), "on_error": on_error}  # fmt: skip
+            "classes": list(dataset.classes), "on_error": on_error,
+            "framing": dataset.framing.to_meta()}  # fmt: skip
     digest.update(json.dumps(head, sort_keys=True).encode())
     for i, sample in enumerate(dataset.samples):
         meta = json.dumps(dict(sample.meta), sort_keys=True)
@@ -100,6 +105,7 @@ class CachedImages:
         self.read_skipped: dict[str, int] = dict(meta.get("read_skipped", {}))
         self.meta = meta
         self._images: np.ndarray | None = None
+        self._landmarks: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def images(self) -> np.ndarray:
@@ -111,13 +117,50 @@ class CachedImages:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def landmark_path(self) -> Path:
+        """The `.lmk.npz` file beside the images."""
+        return self.path.with_suffix(".lmk.npz")
+
+    @property
+    def landmark_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(points (rows, 5, 2) float32, source (rows,) uint8)`` as stored, read on first use
+        (`fermixnet.data.landmarks`: 0 template, 1 real, 2 detected)."""
+        if self._landmarks is None:
+            with np.load(self.landmark_path, allow_pickle=False) as npz:
+                self._landmarks = (npz["points"], npz["source"])
+        return self._landmarks
+
+    def landmarks(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor, face_only: bool = True
+    ) -> torch.Tensor:
+        """Landmarks of the images at `indices`: float32 (B, 5, 2) in cached pixels.
+
+        Args:
+            indices: positions in this cache.
+            face_only: NaN rows for samples whose points are only the framing's template (what
+                the landmark mixer reads as "use the fixed regions").
+        """
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        points, source = self.landmark_arrays
+        pts = np.array(points[self.rows[idx]], dtype=np.float32)
+        if face_only:
+            pts[source[self.rows[idx]] == TEMPLATE] = np.nan
+        return torch.from_numpy(pts)
+
+    def landmark_counts(self) -> dict[str, int]:
+        """How many cached images have `real`, `detected` or `template` landmarks."""
+        source = self.landmark_arrays[1][self.rows]
+        return {name: int((source == code).sum()) for code, name in enumerate(SOURCES)}
+
     def skip_record(self) -> dict[str, Any]:
         """What this cache lacks compared with the data folder, and why (for run folders).
 
         Returns:
             {"dataset", "split", "root", "on_error", "images", "skipped": {reason: count},
-            "undecodable": first `MAX_LISTED` decode errors}; `skipped` adds the adapter's
-            counts (`read_skipped`) to `undecodable image` (decode failures, `on_error=skip`).
+            "undecodable": first `MAX_LISTED` decode errors, "landmarks": images per landmark
+            source}; `skipped` adds the adapter's counts (`read_skipped`) to `undecodable image`
+            (decode failures, `on_error=skip`).
         """
         skipped = dict(self.read_skipped)
         if self.skipped:
@@ -126,11 +169,13 @@ class CachedImages:
             "dataset": self.meta.get("dataset", ""), "split": self.meta.get("split", ""),
             "root": self.meta.get("root", ""), "on_error": self.policy, "images": len(self),
             "skipped": skipped, "undecodable": [r for _, r in self.skipped[:MAX_LISTED]],
+            "landmarks": self.landmark_counts(),
         }  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_images"] = None  # workers reopen the memmap instead of copying the data
+        state["_landmarks"] = None
         return state
 
     def image(self, index: int) -> np.ndarray:
@@ -149,24 +194,36 @@ class CachedImages:
 
 
 class ImageTensorDataset(torch.utils.data.Dataset):
-    """A torch Dataset over a cache: `(uint8 tensor (3, H, W), int label)`.
+    """A torch Dataset over a cache: `(uint8 tensor (3, H, W), int label)`, and with
+    ``landmarks=True`` a third item, the float32 (5, 2) landmarks (NaN: only the template).
 
     Args:
         cached: a `CachedImages`.
-        transform: optional callable on the uint8 (3, H, W) tensor (torchvision.transforms.v2).
+        transform: optional callable on the uint8 (3, H, W) tensor (torchvision.transforms.v2);
+            with landmarks it is called as ``transform(image, points)`` and must return both
+            (the presets of `fermixnet.augment.transforms` do).
+        landmarks: also return each image's landmarks.
     """
 
-    def __init__(self, cached: CachedImages, transform: Callable | None = None) -> None:
+    def __init__(
+        self, cached: CachedImages, transform: Callable | None = None, landmarks: bool = False
+    ) -> None:
         self.cached = cached
         self.transform = transform
         self.labels = cached.labels
         self.classes = cached.classes
+        self.with_landmarks = landmarks
 
     def __len__(self) -> int:
         return len(self.cached)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple:
         image = torch.from_numpy(self.cached.image(index)).permute(2, 0, 1)  # (3, H, W)
+        if self.with_landmarks:
+            points = self.cached.landmarks([index])[0]  # (5, 2)
+            if self.transform is not None:
+                image, points = self.transform(image, points)
+            return image, int(self.labels[index]), points
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
@@ -213,9 +270,17 @@ def open_cache(json_path: Path, key: str | None = None) -> CachedImages | None:
     npy = json_path.with_suffix(".npy")
     if (key is not None and meta.get("key") != key) or not npy.is_file():
         return None
+    if not npy.with_suffix(".lmk.npz").is_file():
+        return None
     cached = CachedImages(npy, meta)
     expected = (meta["n_rows"], *cached.size, 3)
     if tuple(cached.images.shape) != expected or cached.images.dtype != np.uint8:
+        return None
+    try:
+        points, source = cached.landmark_arrays
+    except (OSError, ValueError, KeyError):
+        return None
+    if points.shape != (meta["n_rows"], 5, 2) or source.shape != (meta["n_rows"],):
         return None
     return cached
 
@@ -267,7 +332,8 @@ def build_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress)
     for old in cache_dir.glob(f"{stem}-*.*"):  # stale versions of the same samples
-        if old.stem != json_path.stem and old.suffix in (".npy", ".json"):
+        mine = old.name.startswith(f"{json_path.stem}.")
+        if not mine and old.suffix in (".npy", ".json", ".npz"):
             old.unlink(missing_ok=True)
     return CachedImages(json_path.with_suffix(".npy"), meta)
 
@@ -285,10 +351,12 @@ def _write_cache(
     n = len(dataset)
     tmp_npy = json_path.with_name(f".{json_path.stem}.{os.getpid()}.npy.tmp")
     tmp_json = json_path.with_name(f".{json_path.stem}.{os.getpid()}.json.tmp")
+    tmp_lmk = json_path.with_name(f".{json_path.stem}.{os.getpid()}.lmk.tmp.npz")
     try:
         array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                           shape=(n, size[0], size[1], 3))  # fmt: skip
-        failed = _fill(dataset, array, size, method, workers, on_error, progress)
+        marks = LandmarkTable(n)
+        failed = _fill(dataset, array, marks, size, method, workers, on_error, progress)
         if n and len(failed) == n:  # training on nothing is never what was meant
             raise ImageReadError(
                 f"{dataset.name}:{dataset.split}: none of the {n} images could be decoded "
@@ -298,18 +366,23 @@ def _write_cache(
         del array
         meta = _cache_meta(dataset, size, method, key, failed)
         meta.update(on_error=on_error, read_skipped=dict(dataset.report.skipped))
+        meta.update(marks.summary(dataset, failed, MAX_LISTED))
+        np.savez(tmp_lmk, points=marks.points, source=marks.source)
         tmp_json.write_text(json.dumps(meta))
         os.replace(tmp_npy, json_path.with_suffix(".npy"))
+        os.replace(tmp_lmk, json_path.with_suffix(".lmk.npz"))
         os.replace(tmp_json, json_path)  # the JSON is the commit marker: written last
         return meta
     finally:
         tmp_npy.unlink(missing_ok=True)
         tmp_json.unlink(missing_ok=True)
+        tmp_lmk.unlink(missing_ok=True)
 
 
 def _fill(
     dataset: FERDataset,
     array: np.ndarray,
+    marks: LandmarkTable,
     size: tuple[int, int],
     method: str,
     workers: int | None,
@@ -321,7 +394,9 @@ def _fill(
     def work(chunk: range) -> int:
         for i in chunk:
             try:
-                array[i] = resize_rgb(dataset.load(i), size, method)
+                image = dataset.load(i)
+                array[i] = resize_rgb(image, size, method)
+                marks.put(dataset, i, image.shape[:2], size)
             except (ImageReadError, FileNotFoundError) as err:
                 if on_error == "raise":
                     raise

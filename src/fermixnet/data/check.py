@@ -2,8 +2,10 @@
 
 Per split: images found vs expected, counts per class, unreadable images (corrupt, truncated),
 duplicate entries, stored modes that are converted on load (grayscale, palette, RGBA, CMYK,
-16-bit), sizes that differ from the release's, entries skipped by the adapter and subset lists
-matched. Over all splits: the leakage and duplicate report of `duplicates` (identical decoded
+16-bit), sizes that differ from the release's, entries skipped by the adapter, subset lists
+matched, and how many samples have real, detected or only template landmarks (with the files whose
+landmarks are unusable: outside the image, NaN, eyes on one point; the cache uses the template for
+them). Over all splits: the leakage and duplicate report of `duplicates` (identical decoded
 images within and across splits, with different labels, and blank images). Errors (the split
 cannot be read, or images cannot be decoded) make `CheckResult.ok` false; the rest are warnings.
 """
@@ -27,6 +29,7 @@ from fermixnet.data.duplicates import (
     format_duplicates,
 )
 from fermixnet.data.imageio import ImageInfo, ImageReadError
+from fermixnet.data.landmarks import SOURCES, resolve_landmarks
 from fermixnet.data.registry import check_options, create_dataset
 
 DEFAULT_SPLITS = {
@@ -61,6 +64,9 @@ class SplitCheck:
     skip_bad: bool = False
     subsets: dict[str, int] = field(default_factory=dict)
     framing: str = ""
+    landmarks: dict[str, int] = field(default_factory=dict)
+    bad_landmarks: int = 0
+    bad_landmark_files: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -91,14 +97,20 @@ class CheckResult:
                 "splits": splits, "duplicates": asdict(self.duplicates)}  # fmt: skip
 
 
-def _inspect(ds: FERDataset, index: int) -> tuple[ImageInfo | None, str, Fingerprint | None]:
-    """(info or None, error message, fingerprint of the decoded pixels) of one sample."""
+_Found = tuple[ImageInfo | None, str, Fingerprint | None, int, str]
+
+
+def _inspect(ds: FERDataset, index: int) -> _Found:
+    """(info or None, error message, fingerprint of the decoded pixels, landmark source code,
+    landmark problem) of one sample."""
     try:
         info = ds.inspect(index)
         ds.validate(index, info)  # what `load` would refuse beyond decoding (face boxes)
-        return info, "", fingerprint(ds.load(index))
+        image = ds.load(index)
+        _, code, problem = resolve_landmarks(ds, index, image.shape[:2], image.shape[:2])
+        return info, "", fingerprint(image), code, problem
     except (ImageReadError, *_READ_ERRORS) as err:
-        return None, str(err), None
+        return None, str(err), None, 0, ""
 
 
 def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
@@ -119,13 +131,18 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
     result.expected_size = list(ds.expected_size) if ds.expected_size else None
     ids = Counter(ds.sample_id(i) for i in range(len(ds)))
     result.duplicate_entries = sum(c - 1 for c in ids.values() if c > 1)
-    kinds, sizes, entries = Counter(), Counter(), []
+    kinds, sizes, entries, marks = Counter(), Counter(), [], Counter()
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         found = pool.map(lambda i: _inspect(ds, i), range(len(ds)), chunksize=64)
-        for i, (info, error, printed) in enumerate(found):
+        for i, (info, error, printed, code, problem) in enumerate(found):
             if info is None or printed is None:
                 result.unreadable.append(error)
                 continue
+            marks[SOURCES[code]] += 1
+            if problem:
+                result.bad_landmarks += 1
+                if len(result.bad_landmark_files) < MAX_EXAMPLES:
+                    result.bad_landmark_files.append(f"{ds.samples[i].path}: {problem}")
             kinds[info.kind] += 1
             sizes[f"{info.width}x{info.height}"] += 1
             if ds.expected_size and (info.height, info.width) != tuple(ds.expected_size):
@@ -134,6 +151,7 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
             split = sample.meta.get("split") or ds.split
             entries.append(Entry(split, ds.sample_id(i), sample.label, printed))
     result.kinds, result.sizes = dict(kinds), dict(sizes.most_common(MAX_EXAMPLES))
+    result.landmarks = {name: marks[name] for name in SOURCES}
     if result.skip_bad and result.unreadable:
         result.skipped["undecodable image"] = len(result.unreadable)
     if len(ds) == len(result.unreadable):  # train and cache refuse a data set without images
@@ -231,6 +249,11 @@ def format_check(result: CheckResult) -> str:
             lines.append(f"    framing: {s.framing}")
         if s.subsets:
             lines.append("    subsets: " + ", ".join(f"{k} {v}" for k, v in s.subsets.items()))
+        lines.append("    landmarks: " + ", ".join(f"{k} {v}" for k, v in s.landmarks.items()))
+        if s.bad_landmarks:
+            lines.append(f"    warning: {s.bad_landmarks} samples have unusable landmarks "
+                         "(the template is used)")
+            lines.extend(f"      {e}" for e in s.bad_landmark_files)
         if s.wrong_size:
             want = "x".join(map(str, reversed(s.expected_size or [])))
             lines.append(f"    warning: {s.wrong_size} images are not {want}")

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from fermixnet.augment.landmarks import FLIP_ORDER
+
 
 def flip_crop_params(
     batch: int, padding: int, generator: torch.Generator | None = None
@@ -43,6 +45,20 @@ def apply_flip_crop(
     windows = padded.unfold(2, height, 1).unfold(3, width, 1)
     crops = windows[torch.arange(batch, device=u8.device), :, off_y, off_x]  # (B, C, H, W)
     return torch.where(flip.view(batch, 1, 1, 1), crops.flip(-1), crops)
+
+
+def move_landmarks(
+    points: Tensor, width: int, padding: int, params: tuple[Tensor, Tensor, Tensor]
+) -> Tensor:
+    """Landmarks (B, 5, 2) after `apply_flip_crop` with the same `params`: shifted by the crop,
+    then, where the image was flipped, mirrored (``x -> W - 1 - x``) with left and right swapped.
+    NaN rows stay NaN."""
+    flip, off_y, off_x = (p.to(points.device) for p in params)
+    shift = torch.stack([padding - off_x, padding - off_y], 1).to(points.dtype)  # (B, 2)
+    moved = points + shift[:, None]
+    mirrored = moved[:, list(FLIP_ORDER)].clone()
+    mirrored[..., 0] = (width - 1) - mirrored[..., 0]
+    return torch.where(flip.view(-1, 1, 1), mirrored, moved)
 
 
 def random_flip_crop(
@@ -76,6 +92,9 @@ class TensorBatchLoader:
         padding_mode: ``constant`` or ``reflect``.
         rank, world_size: under DistributedDataParallel each process takes every
             ``world_size``-th image of the same seeded order, as `DistributedSampler` does.
+        landmarks: (N, 5, 2) float landmarks (NaN rows: none), same device; when given, each
+            batch is ``(images, labels, landmarks)``, the landmarks flipped and cropped with
+            their images (`move_landmarks`).
 
     Raises:
         ValueError: shapes that do not match, or fewer images than one batch per process.
@@ -84,7 +103,7 @@ class TensorBatchLoader:
     def __init__(
         self, images: Tensor, labels: Tensor, batch_size: int, padding: int = 0,
         augment: bool = True, seed: int = 0, padding_mode: str = "constant",
-        rank: int = 0, world_size: int = 1,
+        rank: int = 0, world_size: int = 1, landmarks: Tensor | None = None,
     ) -> None:
         if images.ndim != 4 or labels.shape != (images.shape[0],):
             raise ValueError(
@@ -96,7 +115,10 @@ class TensorBatchLoader:
         if images.shape[0] // world_size < batch_size:
             raise ValueError(f"{images.shape[0]} training images are fewer than one batch of "
                              f"{batch_size} per process ({world_size} processes)")
-        self.images, self.labels = images, labels
+        if landmarks is not None and landmarks.shape != (images.shape[0], 5, 2):
+            raise ValueError(f"expected landmarks ({images.shape[0]}, 5, 2), got "
+                             f"{tuple(landmarks.shape)}")
+        self.images, self.labels, self.landmarks = images, labels, landmarks
         self.batch_size, self.padding, self.augment = batch_size, padding, augment
         self.padding_mode, self.rank, self.world_size = padding_mode, rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
@@ -107,7 +129,7 @@ class TensorBatchLoader:
     def __len__(self) -> int:
         return self.images.shape[0] // self.world_size // self.batch_size - self.start
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = torch.randperm(self.images.shape[0], generator=self.generator)
         order = order[self.rank :: self.world_size].to(self.images.device)
         for i in range(self.start + len(self)):
@@ -119,4 +141,10 @@ class TensorBatchLoader:
             u8 = self.images[idx]
             if params is not None:
                 u8 = apply_flip_crop(u8, self.padding, params, self.padding_mode)
-            yield u8, self.labels[idx]
+            if self.landmarks is None:
+                yield u8, self.labels[idx]
+                continue
+            points = self.landmarks[idx]
+            if params is not None:
+                points = move_landmarks(points, u8.shape[-1], self.padding, params)
+            yield u8, self.labels[idx], points

@@ -75,6 +75,10 @@ class ConcatFERDataset(FERDataset):
         ds, local = self._member(index)
         ds.validate(local, info)
 
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        ds, local = self._member(index)
+        return ds.landmarks(local, height, width)
+
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         chosen = range(len(self)) if indices is None else indices
         files: set[str] = set(self.report.sources)

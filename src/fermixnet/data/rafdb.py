@@ -6,6 +6,10 @@ Layout (the `basic` folder of the release; `root` may be that folder or its pare
                                              surprise, fear, disgust, happy, sad, anger, neutral
     basic/Image/aligned/train_00001_aligned.jpg   100x100 aligned faces (default)
     basic/Image/original/train_00001.jpg          the original photos (`images=original`)
+    basic/Annotation/manual/train_00001_manual.txt   five manual landmarks (optional): `x y`
+                                             lines in the original photo's pixels, in the order
+                                             image-left eye, image-right eye, nose tip, mouth
+                                             corners image-left and image-right
 
 The list names the original file; the aligned file adds `_aligned` before the extension. Names that
 already carry `_aligned` (some redistributions) are accepted too. Occlusion-RAF-DB, Pose-RAF-DB
@@ -18,8 +22,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import torch
+
 from fermixnet import labels
+from fermixnet.augment.landmarks import apply_similarity, fit_similarity
 from fermixnet.data.base import DatasetReport, FERDataset, Sample
+from fermixnet.data.landmarks import read_points_file
 from fermixnet.data.registry import check_split, register_dataset
 from fermixnet.data.subsets import attach_lists
 
@@ -32,6 +41,48 @@ LISTS = {
     "occlusion_type": ("rafdb_occlusion_type_list.txt", "occlusion_type_list.txt"),
 }
 _NAME = re.compile(r"^(train|test)_(\d+)(_aligned)?\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+MANUAL_DIR = "Annotation/manual"
+
+
+class RafdbDataset(FERDataset):
+    """RAF-DB with its manual landmarks, read per sample when the cache is built.
+
+    The manual points are in the original photo's pixels. For the aligned crops they are mapped
+    by the least-squares similarity onto the framing's template (`fermixnet.framing`), which is
+    how the crops were made if RAF-DB's (unpublished) template is ours: the points keep each
+    face's own shape (a turned head, an open mouth), placed as the alignment placed the face.
+    """
+
+    def __init__(self, samples: list[Sample], manual: Path | None, aligned: bool, **kw) -> None:
+        super().__init__(samples, **kw)
+        self.manual, self.aligned = manual, aligned
+
+    def manual_file(self, index: int) -> Path | None:
+        """The sample's `<stem>_manual.txt`, or None without an annotation folder."""
+        if self.manual is None:
+            return None
+        stem = Path(self.samples[index].path).stem.removesuffix("_aligned")
+        return self.manual / f"{stem}_manual.txt"
+
+    def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
+        path = self.manual_file(index)
+        if path is None or not path.is_file():
+            return None
+        points = read_points_file(path)
+        if not self.aligned or not np.isfinite(points).all():
+            return points
+        src = torch.from_numpy(points)[None]
+        dst = torch.from_numpy(self.framing.points() * (width, height))[None]
+        a, b = fit_similarity(src, dst)
+        return apply_similarity(a, b, src)[0].numpy()
+
+    def source_files(self, indices=None) -> list[str]:
+        files = super().source_files(indices)
+        chosen = range(len(self)) if indices is None else indices
+        extra = {str(f) for f in map(self.manual_file, chosen) if f is not None and f.is_file()}
+        return sorted(set(files) | extra)
 
 
 def _basic_folder(root: Path, label_file: str | None) -> tuple[Path, Path]:
@@ -156,7 +207,9 @@ def rafdb_dataset(
         samples, [root, base], LISTS, explicit, report, label_map=labels.RAFDB0_TO_CANONICAL,
         skip_bad=skip_bad,
     )
-    return FERDataset(
-        samples, labels.class_names(7), name="rafdb", root=root, split=split, report=report,
+    manual = base / MANUAL_DIR
+    return RafdbDataset(
+        samples, manual if manual.is_dir() else None, images == "aligned",
+        classes=labels.class_names(7), name="rafdb", root=root, split=split, report=report,
         expected_size=(100, 100) if images == "aligned" else None,
     )

@@ -56,13 +56,14 @@ def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str,
     return name, ds
 
 
-def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | None) -> Dataset:
+def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | None,
+            landmarks: bool = False) -> Dataset:
     from fermixnet.data.cache import ImageTensorDataset, build_cache
     from fermixnet.engine.distributed import process_rank
 
     return ImageTensorDataset(build_cache(ds, size=(size, size), cache_dir=cache_dir,
                                           progress=process_rank() == 0),
-                              transform=transform)
+                              transform=transform, landmarks=landmarks)
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list, list]:
@@ -94,15 +95,17 @@ def balanced_downsample(labels: Sequence[int], indices: Sequence[int], seed: int
     return sorted(indices[int(k)] for k in keep)
 
 
-def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | None) -> TrainSets:
-    """Training (augmented) and validation (plain) datasets from `cfg.data`."""
+def build_train_data(cfg: Config, cache_dir: Path | None, transform: Callable | None,
+                     landmarks: bool = False) -> TrainSets:
+    """Training (augmented) and validation (plain) datasets from `cfg.data`; with `landmarks`
+    each training item also carries its (5, 2) landmarks, moved by `transform`."""
     if not cfg.data.train:
         raise ValueError("data.train is empty; pass --set data.train=<name>:/path/to/data")
     size, classes = cfg.model.input_size, cfg.classes
     train_parts, plain_parts, labels = [], [], []
     for spec in cfg.data.train:
         _, ds = _open(spec, "train", "data.train", classes)
-        train_parts.append(_cached(ds, size, cache_dir, transform))
+        train_parts.append(_cached(ds, size, cache_dir, transform, landmarks))
         plain_parts.append(_cached(ds, size, cache_dir, None))
         labels += train_parts[-1].labels.tolist()  # the cache's: skip_bad may drop images
     train_all, plain_all = ConcatDataset(train_parts), ConcatDataset(plain_parts)
@@ -138,6 +141,14 @@ def stacked_tensors(subset: Subset) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.cat([part.cached.tensor() for part in parts])[index]
     labels = torch.cat([torch.as_tensor(part.labels, dtype=torch.long) for part in parts])[index]
     return images, labels
+
+
+def stacked_landmarks(subset: Subset) -> torch.Tensor:
+    """Landmarks (N, 5, 2) float32 of `stacked_tensors`' images, in the same order (NaN rows:
+    only the framing's template)."""
+    parts = subset.dataset.datasets
+    index = torch.as_tensor(subset.indices, dtype=torch.long)
+    return torch.cat([part.cached.landmarks(range(len(part.cached))) for part in parts])[index]
 
 
 def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],

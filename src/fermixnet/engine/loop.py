@@ -178,15 +178,20 @@ def split_output(out: Any, sl: slice) -> Any:
     return type(out)(**values)
 
 
-def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext) -> StepBatch:
-    """Draw r ~ U(0, 1); if r < p_mix build the mixed batch on the device (Sec. 3.2.2)."""
+def make_step_batch(x: torch.Tensor, y: torch.Tensor, ctx: EpochContext,
+                    landmarks: torch.Tensor | None = None) -> StepBatch:
+    """Draw r ~ U(0, 1); if r < p_mix build the mixed batch on the device (Sec. 3.2.2). A mixer
+    with `uses_landmarks` gets the batch's landmarks (B, 5, 2)."""
     batch = StepBatch(x=x, y=y)
     if ctx.mixer is None or ctx.p_mix <= 0:
         return batch
     r = float(torch.rand((), generator=ctx.generator))
     if r < ctx.p_mix:
         params = ctx.mixer.sample(x.shape[0], generator=ctx.generator)
-        batch.x_mix, batch.y_mix = ctx.mixer.apply(x, one_hot(y, ctx.num_classes), params)
+        extra = ({"landmarks": None if landmarks is None else landmarks.to(x.device)}
+                 if getattr(ctx.mixer, "uses_landmarks", False) else {})
+        batch.x_mix, batch.y_mix = ctx.mixer.apply(x, one_hot(y, ctx.num_classes), params,
+                                                   **extra)
     return batch
 
 
@@ -273,10 +278,10 @@ def train_one_epoch(
                        disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
     bar.n = start.step  # a resumed epoch counts on (tqdm and LogProgress alike)
     step, lr, stopped = start.step, start.lr, False
-    for step, (x, y) in enumerate(bar, start=start.step + 1):
+    for step, (x, y, *marks) in enumerate(bar, start=start.step + 1):
         x = to_model_input(x, ctx.device, ctx.mean, ctx.std, ctx.channels_last)
         y = y.to(ctx.device, non_blocking=True)
-        b = make_step_batch(x, y, ctx)
+        b = make_step_batch(x, y, ctx, marks[0] if marks else None)
         lr = ctx.optimizer.param_groups[0]["lr"]  # the rate this step uses
         res, main = optimize_step(model, b, ctx)
         if ctx.scheduler is not None:

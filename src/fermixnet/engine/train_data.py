@@ -47,8 +47,10 @@ from fermixnet.engine.evaluate import shard_loader
 
 __all__ = ["TrainingData", "epoch_seed"]
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-"""(B, 3, H, W) uint8 images and (B,) int64 labels."""
+Batch = tuple[torch.Tensor, ...]
+"""(B, 3, H, W) uint8 images and (B,) int64 labels; for a mixer that places its regions by
+landmarks (`uses_landmarks`) also (B, 5, 2) float32 landmarks in the images' pixels (NaN rows:
+none), flipped and cropped with their images."""
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -106,7 +108,9 @@ class TrainingData:
             raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by the "
                              f"{dist.world_size} processes")
         self.cfg, self.dist, self.device = cfg, dist, device
-        self.sets, self.test_sets = _build_sets(cfg, dist)
+        self.landmarks = uses_landmarks(cfg)
+        """Batches carry landmarks (the configured mixer reads them)."""
+        self.sets, self.test_sets = _build_sets(cfg, dist, self.landmarks)
         self._occluded = _with_occluders(cfg, self.sets)
         self.mix_generator = torch.Generator()
         """Random stream of the training step's batch mixing (p_mix draws, FERMix parameters)."""
@@ -204,18 +208,26 @@ class TrainingData:
     def _device_loader(self) -> Iterable[Batch]:
         """`data.on_device`: the training set as one uint8 tensor on the device, batch-augmented."""
         from fermixnet.data.device_loader import TensorBatchLoader
-        from fermixnet.engine.datasets import stacked_tensors
+        from fermixnet.engine.datasets import stacked_landmarks, stacked_tensors
 
         cfg, a = self.cfg, self.cfg.aug  # Config checked the preset and the balance
         images, labels = stacked_tensors(self.sets.plain)
+        marks = stacked_landmarks(self.sets.plain).to(self.device) if self.landmarks else None
         loader = TensorBatchLoader(
             images.to(self.device), labels.to(self.device), self._per_process(),
             padding=round(cfg.model.input_size * a.crop_padding) if a.preset == "flip_crop" else 0,
             augment=a.preset == "flip_crop", seed=cfg.train.seed,
             padding_mode=a.crop_padding_mode, rank=self.dist.rank,
-            world_size=self.dist.world_size)
+            world_size=self.dist.world_size, landmarks=marks)
         self._generator, self._skip = loader.generator, loader
         return loader
+
+
+def uses_landmarks(cfg: Config) -> bool:
+    """Whether `cfg.mix.method`'s mixer places its regions by landmarks (`uses_landmarks`)."""
+    from fermixnet.augment import MIXERS
+
+    return bool(getattr(MIXERS.get(cfg.mix.method), "uses_landmarks", False))
 
 
 def _transform(cfg: Config) -> Any:
@@ -244,14 +256,15 @@ def _with_occluders(cfg: Config, sets: TrainSets) -> Any:
     return sets.train
 
 
-def _build_sets(cfg: Config, dist: DistInfo) -> tuple[TrainSets, list[TestSet]]:
+def _build_sets(cfg: Config, dist: DistInfo, landmarks: bool = False
+                ) -> tuple[TrainSets, list[TestSet]]:
     """Build caches on rank 0 first so the other processes reuse them."""
     transform = _transform(cfg)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None  # data default
     result = None
     for turn in (True, False):
         if dist.is_main == turn:
-            result = (build_train_data(cfg, cache, transform),
+            result = (build_train_data(cfg, cache, transform, landmarks),
                       build_test_sets(cfg.data.test, cfg.model.input_size, cfg.classes, cache))
         barrier()
     assert result is not None

@@ -315,7 +315,10 @@ def render_face(
     Returns:
         (image (size, size, 3) uint8 RGB, landmarks in fractions of the image side:
         ``eye_l_x/y`` (image-left eye), ``eye_r_x/y``, ``nose_x/y``, ``mouth_x/y``, ``chin_x/y``,
-        ``brow_y`` (mid-brow level), ``face_w`` (face width)).
+        ``brow_y`` (mid-brow level), ``mouth_l_x/y`` and ``mouth_r_x/y`` (the lip corners on the
+        image's left and right), ``face_w`` (face width)). The five of
+        `fermixnet.data.landmarks` (``eye_l, eye_r, nose, mouth_l, mouth_r``) are exact: the
+        points the face was drawn from.
     """
     canvas = size * supersample
     img = Image.new("RGB", (canvas, canvas))
@@ -336,11 +339,13 @@ def render_face(
         img = img.reduce(supersample)
     sep = face.ident["eye_sep"]
     points = np.array(
-        [[-sep, -0.12], [sep, -0.12], [0, nose_y], [0, mouth_y], [0, chin], [0, -0.4]]
+        [[-sep, -0.12], [sep, -0.12], [0, nose_y], [0, mouth_y], [0, chin], [0, -0.4],
+         [m["xl"], m["yl"]], [m["xr"], m["yr"]]]
     )
     mapped = f.map(points) / canvas
     marks = {}
-    for i, name in enumerate(("eye_l", "eye_r", "nose", "mouth", "chin", "brow")):
+    names = ("eye_l", "eye_r", "nose", "mouth", "chin", "brow", "mouth_l", "mouth_r")
+    for i, name in enumerate(names):
         marks[f"{name}_x"], marks[f"{name}_y"] = float(mapped[i, 0]), float(mapped[i, 1])
     marks["face_w"] = 2 * face.ident["face_w"] * f.unit / canvas
     return _post(img, face, rng), marks
