@@ -170,9 +170,10 @@ def test_bad_inputs_and_registry():
 # --- end to end: `fermixnet train` hands the batches' landmarks to the mixer ---------------------
 
 
-@pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize(("on_device", "occluders"), [(False, 0.0), (True, 0.0), (False, 1.0)],
+                         ids=["workers", "on_device", "occluders"])
 def test_train_with_landmark_fermix_writes_a_checkpoint(tmp_path, tiny_config, monkeypatch,
-                                                        one_thread, on_device):
+                                                        one_thread, on_device, occluders):
     from fermixnet.cli import main
     from fermixnet.synth.generate import generate_synthetic
 
@@ -189,7 +190,7 @@ def test_train_with_landmark_fermix_writes_a_checkpoint(tmp_path, tiny_config, m
     cfg = tiny_config(tmp_path, root, epochs=1)
     out = tmp_path / "run"
     sets = ["mix.method=fermix_landmarks", "mix.p_mix=1.0", "train.max_steps_per_epoch=2",
-            f"data.on_device={str(on_device).lower()}"]
+            f"data.on_device={str(on_device).lower()}", f"aug.occluders.p={occluders}"]
     assert main(["train", "--config", str(cfg), "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
     assert (out / "checkpoints" / "last" / "model.safetensors").is_file()

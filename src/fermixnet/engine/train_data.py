@@ -111,7 +111,7 @@ class TrainingData:
         self.landmarks = uses_landmarks(cfg)
         """Batches carry landmarks (the configured mixer reads them)."""
         self.sets, self.test_sets = _build_sets(cfg, dist, self.landmarks)
-        self._occluded = _with_occluders(cfg, self.sets)
+        self._occluded = _with_occluders(cfg, self.sets, self.landmarks)
         self.mix_generator = torch.Generator()
         """Random stream of the training step's batch mixing (p_mix draws, FERMix parameters)."""
         self._sampler: Sampler | None = None
@@ -239,20 +239,24 @@ def _transform(cfg: Config) -> Any:
                            affine_translate=a.affine_translate, affine_scale=a.affine_scale)
 
 
-def _with_occluders(cfg: Config, sets: TrainSets) -> Any:
+def _with_occluders(cfg: Config, sets: TrainSets, landmarks: bool) -> Any:
     """`aug.occluders.p > 0`: replace `sets.train` by its plain images with occluders drawn by
-    their landmarks, then the recipe's transform; returns that set (None when off)."""
+    their landmarks, then the recipe's transform; returns that set (None when off). With
+    `landmarks` (a mixer that places regions by them) its items carry the cached landmarks too,
+    moved by the transform as in the set it replaces."""
     occ = cfg.aug.occluders
     if occ.p <= 0:
         return None
     if cfg.data.on_device:
         raise ValueError("aug.occluders draws on the CPU, per sample: it needs data.on_device="
                          "false (use --set data.on_device=false or aug.occluders.p=0)")
+    from fermixnet.engine.datasets import stacked_landmarks
     from fermixnet.synth.occluder_aug import OccludedTrainSet, train_landmarks
 
-    landmarks, exact = train_landmarks(cfg.data.train, sets.plain)
-    sets.train = OccludedTrainSet(sets.plain, landmarks, exact, occ.p, occ.families,
-                                  _transform(cfg))
+    fractions, exact = train_landmarks(cfg.data.train, sets.plain)
+    points = stacked_landmarks(sets.plain) if landmarks else None
+    sets.train = OccludedTrainSet(sets.plain, fractions, exact, occ.p, occ.families,
+                                  _transform(cfg), points=points)
     return sets.train
 
 

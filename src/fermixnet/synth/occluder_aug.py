@@ -19,6 +19,7 @@ seed gives the same images in any worker, order or after a resume.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,24 +162,27 @@ class OccludedTrainSet(Subset):
         p: probability that a sample gets an occluder.
         families: occluder families to draw (`resolve_families`).
         transform: the recipe's per-sample transform, applied after the occluder (or None).
+        points: (len(plain), 5, 2) cached landmarks in pixels (`CachedImages.landmarks`) for a
+            mixer that reads them: items are then `(image, label, points)` with the points
+            moved by `transform` (which then takes and returns both). None: `(image, label)`.
     """
 
     def __init__(self, plain: Subset, landmarks: np.ndarray, exact: np.ndarray, p: float,
-                 families: Sequence[str],
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 families: Sequence[str], transform: Callable[..., Any] | None = None,
+                 *, points: torch.Tensor | None = None) -> None:
         super().__init__(plain.dataset, plain.indices)
         if not len(landmarks) == len(exact) == len(plain):
             raise ValueError(f"{len(landmarks)} landmark rows for {len(plain)} images")
         self.landmarks, self.exact, self.p = landmarks, exact, float(p)
         self.families = resolve_families(families)
-        self.transform = transform
+        self.transform, self.points = transform, points
         self.stream_seed = 0
 
     def set_seed(self, stream_seed: int) -> None:
         """Seed of this epoch's draws (the trainer's occluder stream)."""
         self.stream_seed = int(stream_seed)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:  # type: ignore[override]
+    def __getitem__(self, index: int) -> tuple:  # type: ignore[override]
         image, label = self.dataset[self.indices[index]]
         rng = np.random.default_rng([self.stream_seed, int(index)])
         if self.p > 0 and rng.random() < self.p:
@@ -188,9 +192,14 @@ class OccludedTrainSet(Subset):
             hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
             drawn, _, _ = draw_occluder(hwc, lm, self.families, rng)
             image = torch.from_numpy(drawn).permute(2, 0, 1)
+        if self.points is not None:  # an occluder hides a part of the face, it does not move it
+            points = self.points[index]
+            if self.transform is not None:
+                image, points = self.transform(image, points)
+            return image, label, points
         if self.transform is not None:
             image = self.transform(image)
         return image, label
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple]:
         return [self[i] for i in indices]
