@@ -34,7 +34,9 @@ than 0.001). The bar, MEMORISED = 0.75, lies 0.25 above the slowest recipe and, 
 recipe, over 20 times its own move between the draws; a broken training (lr 0, or a detached
 loss; RAF-DB ResNet-18) scores 1.000. The two ablations beyond the paper, measured the same way
 on the same VM: occluder training 0.151 (0.157 under SSE4.1), landmark-placed FERMix 0.042
-(0.042).
+(0.042). `make test` reruns these tests on such a CPU under `ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=default` (ATen's unvectorised kernels: another draw at half SSE4.1's cost):
+0.002 to 0.496 over all 16 there (Fig. 6's beta = 0.1: 0.086, Fig. 7's alpha = 0.9: 0.126).
 
 ResNet-18 learns here at 64 px, not less: at 32 px its conv5_x map is 1 x 1, so the BatchNorm
 layers of conv5_x normalise over the batch's 8 values alone, and at the recipe's learning rate the
