@@ -88,7 +88,7 @@ def measure(pred, frames: list[np.ndarray], boxes: list, batch: int) -> dict[str
 
 def stages(served, frame: np.ndarray, repeats: int) -> dict[str, float]:
     """Median ms per stage of one live frame through the served model's path."""
-    from fermixnet.inference.predictor import normalise_crops
+    from fermixnet.inference.backends import normalise_crops
     from fermixnet.serve.analysis import decode_image
 
     buf = io.BytesIO()

@@ -149,7 +149,7 @@ def test_choice_lists_are_the_registries(monkeypatch):
 
 def test_one_default_input_size():
     from fermixnet.config import ModelConfig
-    from fermixnet.inference.predictor import predictor_options
+    from fermixnet.inference.backends import predictor_options
     from fermixnet.models.contract import DEFAULT_INPUT_SIZE
 
     assert ModelConfig().input_size == DEFAULT_INPUT_SIZE

@@ -18,8 +18,8 @@ BACKENDS = ("torch", "torchscript", "onnxruntime", "int8")
 @pytest.fixture(scope="module")
 def exported(serve_checkpoints, tmp_path_factory) -> dict[str, tuple[object, str]]:
     """backend name -> (path, Predictor backend) of the tiny FERMixNet in every format."""
+    from fermixnet.inference.backends import normalise_crops
     from fermixnet.inference.export import export_model, write_sidecar
-    from fermixnet.inference.predictor import normalise_crops
     from fermixnet.inference.quantize import quantize_int8
     from fermixnet.models.weights import load_checkpoint
 
@@ -82,6 +82,40 @@ def test_a_batch_of_frames_is_one_forward_pass(exported, backend):
         assert np.allclose(list(a.faces[0].probs.values()), list(b.faces[0].probs.values()),
                            atol=1e-4)
     assert pred.predict_frames(np.stack(frames[:2]))[1].faces[0].box == batch[1].faces[0].box
+
+
+class _Recording:
+    """A detector that says it may run in several threads, and records which threads it ran in
+    (the Haar detector inside runs one call at a time)."""
+
+    name = "recording"
+    concurrent = True
+
+    def __init__(self) -> None:
+        import threading
+
+        self.inner, self.lock, self.threads = create_detector("haar"), threading.Lock(), []
+
+    def detect(self, image):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        with self.lock:
+            return self.inner.detect(image)
+
+
+def test_a_batch_is_detected_and_cropped_on_the_thread_pool_with_the_same_answers(exported):
+    pred = _predictor(exported, "onnxruntime")
+    frames = [synth_scene(), synth_scene((0,)), synth_scene((11, 0)), synth_scene((0, 11))]
+    one_by_one = [pred.predict_frame(f).to_dict() for f in frames]  # one frame: no pool
+    pred.detector = recording = _Recording()
+    assert [r.to_dict() for r in pred.predict_frames(frames)] == one_by_one
+    assert len(recording.threads) == 4
+    assert all(name.startswith("fermixnet-detect") for name in recording.threads)
+    recording.concurrent = False  # a detector that may not: every frame in the caller's thread
+    recording.threads.clear()
+    assert [r.to_dict() for r in pred.predict_frames(frames)] == one_by_one
+    assert set(recording.threads) == {__import__("threading").current_thread().name}
 
 
 class _NoDetector:

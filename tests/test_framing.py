@@ -17,6 +17,7 @@ from PIL import Image
 from fermixnet.data.registry import create_dataset, dataset_framing, spec_framing
 from fermixnet.framing import FER2013_FRAMING, RAFDB_TEMPLATE, Framing, parse_framing
 from fermixnet.inference.align import align_face, crop_corners, framing_transform
+from fermixnet.inference.backends import predictor_options, sidecar_meta
 from fermixnet.inference.export import write_sidecar
 from fermixnet.inference.faces import (
     Face,
@@ -25,7 +26,7 @@ from fermixnet.inference.faces import (
     create_detector,
     list_detectors,
 )
-from fermixnet.inference.predictor import Predictor, predictor_options, sidecar_meta
+from fermixnet.inference.predictor import Predictor
 from fermixnet.synth import generate as synthetic
 
 SIZE = 48

@@ -86,6 +86,29 @@ def test_yunet_maps_boxes_and_landmarks_back_from_its_working_resolution():
 
 
 @needs_yuface
+def test_yunet_calls_its_library_without_the_gil_with_the_bindings_answers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import yuface
+
+    det = create_detector("yunet")
+    assert det.concurrent  # the wheel's libfacedetection.so, through ctypes
+    scenes = [scene_with_faces(seed, n_faces=2, size=384, face=96)[0] for seed in range(4)]
+    scenes += [photo_scene(0)[0], background(300, 400, seed=7)]
+    for img in scenes:
+        bgr = np.ascontiguousarray(img[:, :, ::-1])
+        for got, want in zip(det._detect(bgr, 0.5), yuface.detect(bgr, conf=0.5), strict=True):
+            np.testing.assert_array_equal(got, want)
+    # One detector, four threads at once: every image's faces as when detected alone.
+    alone = [det.detect(img) for img in scenes * 3]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(det.detect, scenes * 3))
+    assert [[(f.box, f.score) for f in faces] for faces in together] == \
+        [[(f.box, f.score) for f in faces] for faces in alone]
+    assert sum(map(len, alone)) == 3 * (4 * 2 + 1)
+
+
+@needs_yuface
 def test_auto_picks_yunet_and_falls_back_without_yuface(monkeypatch):
     assert list_detectors()["yunet"] is True
     assert create_detector("auto").name == "yunet"

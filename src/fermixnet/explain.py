@@ -155,7 +155,8 @@ def explain_files(
     Raises:
         ValueError: no face found in an image (the message names it).
     """
-    from fermixnet.inference.predictor import Predictor, normalise_crops, predictor_options
+    from fermixnet.inference.backends import normalise_crops, predictor_options
+    from fermixnet.inference.predictor import Predictor
     from fermixnet.models.weights import load_checkpoint
 
     dev = torch.device(device)

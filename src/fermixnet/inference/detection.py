@@ -27,7 +27,12 @@ class Face:
 
 @runtime_checkable
 class FaceDetector(Protocol):
-    """Anything with ``detect(image) -> list[Face]`` on (H, W, 3) uint8 RGB images."""
+    """Anything with ``detect(image) -> list[Face]`` on (H, W, 3) uint8 RGB images.
+
+    A detector whose one instance may detect in several threads at once, releasing the GIL,
+    says so with ``concurrent = True``; the Predictor then detects a batch's images on every
+    core (:meth:`fermixnet.inference.predictor.Predictor.faces_and_crops`).
+    """
 
     name: str
 

@@ -129,7 +129,7 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown --format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    from fermixnet.inference.predictor import predictor_options
+    from fermixnet.inference.backends import predictor_options
 
     h, w = predictor_options(meta)["input_size"]  # type: ignore[misc]
     path = Path(out)

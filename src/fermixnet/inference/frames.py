@@ -11,16 +11,36 @@ gives), so it is cropped with the checkpoint's framing like a detected face.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from fermixnet.inference.faces import Face, box_landmarks
+from fermixnet.inference.results import ImageResult
 
 CHANNELS: tuple[str, ...] = ("rgb", "bgr")
 
 # One face box: (x0, y0, x1, y1) in the frame's pixels, or a detection.
 BoxLike = Sequence[float] | Face
+
+
+class FrameTracker(Protocol):
+    """Anything with ``update(result, classes)``, called once per frame in order
+    (:class:`fermixnet.inference.video.IoUTracker`)."""
+
+    def update(self, result: ImageResult, classes: tuple[str, ...]) -> None:
+        """Set the faces' track ids (and smoothed probabilities) of the next frame."""
+        ...
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def check_channels(channels: str) -> str:

@@ -1,93 +1,43 @@
 """Predictor: photo -> faces -> aligned crops -> class probabilities, in batches.
 
 Runs our checkpoint in eager PyTorch, or a file written by ``fermixnet export`` in ONNX Runtime
-or TorchScript; the checkpoint's ``meta.json`` (or the export's ``.meta.json`` sidecar) gives the
-classes, input size, mean/std and the framing of the training faces (``framing``; older
-checkpoints: the alignment template ``align_template``, or RAF-DB's), which :meth:`Predictor.crop`
-reproduces from any detector's landmarks.
+or TorchScript (:mod:`fermixnet.inference.backends`); the checkpoint's ``meta.json`` (or the
+export's ``.meta.json`` sidecar) gives the classes, input size, mean/std and the framing of the
+training faces (``framing``; older checkpoints: the alignment template ``align_template``, or
+RAF-DB's), which :meth:`Predictor.crop` reproduces from any detector's landmarks. Camera frames
+(:meth:`Predictor.predict_frames`) are checked by :mod:`fermixnet.inference.frames`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Protocol
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from fermixnet.framing import Framing, parse_framing
 from fermixnet.inference.align import align_face, crop_box, frame_face
+from fermixnet.inference.backends import (
+    LogitsFn,
+    load_backend,
+    normalise_crops,
+    predictor_options,
+    torch_runner,
+)
 from fermixnet.inference.faces import Face, FaceDetector, create_detector
-from fermixnet.inference.frames import BoxLike, check_frames, faces_from_boxes
+from fermixnet.inference.frames import (
+    BoxLike,
+    FrameTracker,
+    available_cores,
+    check_frames,
+    faces_from_boxes,
+)
 from fermixnet.inference.images import MAX_SIDE, read_image, shrink
 from fermixnet.inference.results import FaceResult, ImageResult
-from fermixnet.models.contract import DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD
-
-
-def normalise_crops(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """(N, H, W, 3) uint8 RGB crops -> (N, 3, H, W) float32 model input: scaled to [0, 1] and
-    normalised with the checkpoint's mean/std, as the training step does on the device."""
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
-    x = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    return np.ascontiguousarray((x - m) / s, dtype=np.float32)
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
-
-# A batch of normalised float32 crops (B, 3, H, W) -> fused logits (B, K) as numpy.
-LogitsFn = Callable[[np.ndarray], np.ndarray]
-
-
-class FrameTracker(Protocol):
-    """Anything with ``update(result, classes)``, called once per frame in order
-    (:class:`fermixnet.inference.video.IoUTracker`)."""
-
-    def update(self, result: ImageResult, classes: tuple[str, ...]) -> None:
-        """Set the faces' track ids (and smoothed probabilities) of the next frame."""
-        ...
-
-
-def sidecar_meta(path: str | os.PathLike[str]) -> dict[str, object]:
-    """``meta.json`` written beside an exported model (``<file>.meta.json``)."""
-    meta_path = Path(f"{path}.meta.json")
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{meta_path} is missing: exported models are read with the metadata that "
-            "`fermixnet export` writes beside them"
-        )
-    return json.loads(meta_path.read_text())
-
-
-def _torch_runner(model: torch.nn.Module, device: torch.device) -> LogitsFn:
-    model = model.eval().to(device, memory_format=torch.channels_last)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            t = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-            out = model(t)
-            logits = out.logits if hasattr(out, "logits") else out[0]
-            return logits.float().cpu().numpy()
-
-    return run
-
-
-def _onnx_runner(path: str | os.PathLike[str], device: str) -> LogitsFn:
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise ValueError("--backend onnxruntime needs: pip install 'fermixnet[export]'") from err
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(str(path), providers=providers)
-    input_name = session.get_inputs()[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(["logits"], {input_name: x})[0]
-
-    return run
+from fermixnet.models.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Predictor:
@@ -130,6 +80,8 @@ class Predictor:
         self.template, self.batch_size = template, max(1, int(batch_size))
         self.max_side = int(max_side)
         self.framing = framing
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_model(
@@ -142,7 +94,7 @@ class Predictor:
     ) -> Predictor:
         """A predictor over a loaded model (`models.weights.load_checkpoint`'s model and meta)."""
         det = create_detector(detector) if isinstance(detector, str) else detector
-        return cls(_torch_runner(model, torch.device(device)), **predictor_options(meta),
+        return cls(torch_runner(model, torch.device(device)), **predictor_options(meta),
                    detector=det, batch_size=batch_size)
 
     @classmethod
@@ -166,31 +118,7 @@ class Predictor:
             batch_size: faces per forward pass.
             framing: overrides the checkpoint's framing (``box:0.1``, ``template``, ...).
         """
-        if backend not in BACKENDS:
-            raise ValueError(
-                f"unknown --backend {backend!r}; expected one of {', '.join(BACKENDS)}"
-            )
-        device = torch.device(device)
-        if backend == "torch":
-            from fermixnet.models.weights import load_checkpoint
-
-            suffix = Path(path).suffix.lower()
-            if suffix in (".onnx", ".pt", ".ts"):
-                other = "onnxruntime" if suffix == ".onnx" else "torchscript"
-                raise ValueError(f"--checkpoint {path} is an exported model: add --backend {other}")
-
-            model, meta = load_checkpoint(str(path), device=str(device))
-            fn = _torch_runner(model, device)
-        else:
-            if not Path(path).is_file():
-                raise FileNotFoundError(
-                    f"--checkpoint {path}: expected the file `fermixnet export` wrote"
-                )
-            meta = sidecar_meta(path)
-            if backend == "onnxruntime":
-                fn = _onnx_runner(path, str(device))
-            else:
-                fn = _torch_runner(torch.jit.load(str(path), map_location=device), device)
+        fn, meta = load_backend(path, device, backend)
         det = create_detector(detector) if isinstance(detector, str) else detector
         options = predictor_options(meta)
         if framing is not None:
@@ -268,12 +196,9 @@ class Predictor:
     ) -> list[ImageResult]:
         """Predict several images, classifying all their faces in shared batches."""
         loaded = [self._load(item) for item in images]
-        detections = [self.detector.detect(img) for _, img, _ in loaded]
-        crops = [
-            self.crop(img, f)
-            for (_, img, _), faces in zip(loaded, detections, strict=True)
-            for f in faces
-        ]
+        found = self.faces_and_crops([img for _, img, _ in loaded])
+        detections = [faces for faces, _ in found]
+        crops = [crop for _, image_crops in found for crop in image_crops]
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)))
         results, k = [], 0
         for (source, img, scale), faces in zip(loaded, detections, strict=True):
@@ -342,18 +267,19 @@ class Predictor:
         if boxes is not None and len(boxes) != len(checked):
             raise ValueError(f"boxes: expected one list of boxes per frame ({len(checked)}), "
                              f"got {len(boxes)}")
-        found: list[tuple[np.ndarray, list[Face], float]] = []
-        for i, frame in enumerate(checked):
-            if boxes is None:
-                img, scale = shrink(frame, self.max_side)
-                found.append((img, self.detector.detect(img), scale))
-            else:
-                h, w = frame.shape[:2]
-                found.append((frame, faces_from_boxes(boxes[i], w, h, f"frame {i}"), 1.0))
-        crops = [self.crop(img, f) for img, faces, _ in found for f in faces]
+        if boxes is None:
+            shrunk = [shrink(frame, self.max_side) for frame in checked]
+            images, scales = [img for img, _ in shrunk], [scale for _, scale in shrunk]
+            given = None
+        else:
+            images, scales = checked, [1.0] * len(checked)
+            given = [faces_from_boxes(b, f.shape[1], f.shape[0], f"frame {i}")
+                     for i, (f, b) in enumerate(zip(checked, boxes, strict=True))]
+        found = self.faces_and_crops(images, given)
+        crops = [crop for _, frame_crops in found for crop in frame_crops]
         probs = self._forward(np.stack(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8))
         results, k = [], 0
-        for frame, (_, faces, scale) in zip(checked, found, strict=True):
+        for frame, (faces, _), scale in zip(checked, found, scales, strict=True):
             res = ImageResult("<frame>", frame.shape[1], frame.shape[0])
             for face in faces:
                 res.faces.append(self.face_result(face, probs[k], scale))
@@ -362,6 +288,33 @@ class Predictor:
                 tracker.update(res, self.classes)
             results.append(res)
         return results
+
+    # --- detection and crops, on every core where the detector allows ------------------------
+    def faces_and_crops(
+        self, images: Sequence[np.ndarray], faces: Sequence[list[Face]] | None = None
+    ) -> list[tuple[list[Face], list[np.ndarray]]]:
+        """Each image's faces (detected, or ``faces`` as given) and their model-sized crops.
+
+        A batch runs on a thread pool sized to the cores when the detector can detect in several
+        threads at once (its ``concurrent`` attribute: YuNet through its library releases the
+        GIL), or when the faces are given (cropping releases it too); the answers are the same
+        as one image after another.
+        """
+        def one(i: int) -> tuple[list[Face], list[np.ndarray]]:
+            found = self.detector.detect(images[i]) if faces is None else faces[i]
+            return found, [self.crop(images[i], f) for f in found]
+
+        parallel = faces is not None or getattr(self.detector, "concurrent", False)
+        pool = self._thread_pool() if parallel and len(images) > 1 else None
+        indices = range(len(images))
+        return list(pool.map(one, indices)) if pool else [one(i) for i in indices]
+
+    def _thread_pool(self) -> ThreadPoolExecutor | None:
+        """The predictor's detection threads, one per core (None on one core), made once."""
+        with self._pool_lock:
+            if self._pool is None and available_cores() > 1:
+                self._pool = ThreadPoolExecutor(available_cores(), "fermixnet-detect")
+            return self._pool
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], chunk: int = 16
@@ -450,24 +403,3 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)):
         return to_rgb_uint8(Image.fromarray(a))
     raise ValueError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
-
-
-def predictor_options(meta: dict[str, object]) -> dict[str, object]:
-    """Predictor arguments from checkpoint metadata (classes, input size, mean/std, template,
-    framing); a checkpoint without ``framing`` gets None (the behaviour of earlier versions)."""
-    from fermixnet.labels import class_names
-
-    size = meta.get("input_size", DEFAULT_INPUT_SIZE)
-    size = (
-        (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
-    )
-    classes = meta.get("classes") or class_names(int(meta["num_classes"]))
-    template = meta.get("align_template")
-    return {
-        "classes": tuple(classes),
-        "input_size": size,
-        "mean": tuple(meta.get("mean") or IMAGENET_MEAN),
-        "std": tuple(meta.get("std") or IMAGENET_STD),
-        "template": None if template is None else np.asarray(template, dtype=np.float64),
-        "framing": None if meta.get("framing") is None else Framing.from_meta(meta["framing"]),
-    }

@@ -158,7 +158,7 @@ def export_int8(
         ValueError: the data set has fewer than ``calib_images + check_images`` images.
     """
     from fermixnet.data.imageio import resize_rgb
-    from fermixnet.inference.predictor import normalise_crops, predictor_options
+    from fermixnet.inference.backends import normalise_crops, predictor_options
 
     need = calib_images + check_images
     if calib_images < 1 or check_images < 1 or len(dataset) < need:

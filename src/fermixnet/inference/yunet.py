@@ -11,6 +11,14 @@ Haar elsewhere.
 The network runs on a copy of the image shrunk to ``max_side`` (320 px by default), and its
 boxes and landmarks are mapped back to the input's pixels. In 640x480 frames it then finds faces
 of ~50 px and more; ``max_side=640`` finds ~32 px faces (docs/inference.md).
+
+The wheel's Python binding holds the GIL for the whole detection, so two threads detecting take
+turns. Where the wheel ships the library itself (``libfacedetection.so``, Linux), the detector
+calls its ``facedetect_cnn`` through :mod:`ctypes` instead, which releases the GIL: threads (the
+frame API's batches, ``serve``'s workers) then detect on several cores at once. The function
+keeps no state between calls but its weights, set up on the first call (done once here, under a
+lock), and writes into a result buffer the caller owns (one per thread here); the results equal
+the binding's (tests/test_inference_detectors.py).
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +57,48 @@ def _openmp_runtimes(package_dir: Path) -> list[ctypes.CDLL]:
     return found
 
 
+# libfacedetection's C API: facedetect_cnn(result_buffer, bgr, width, height, step) -> int*; the
+# buffer must hold 0x20000 bytes; it receives the face count (int) and then 16 shorts a face:
+# confidence 0-100, x, y, w, h, ten landmark coordinates, one unused.
+_RESULT_BYTES = 0x20000
+_RECORD = 16
+_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "facedetect_cnn")
+_init_lock = threading.Lock()
+_initialised: set[str] = set()
+# (bgr uint8 (H, W, 3), min_score 0-1) -> (confidences 0-100, (x, y, w, h) boxes, landmarks (10,))
+DetectFn = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _library_detect(package_dir: Path) -> DetectFn | None:
+    """``facedetect_cnn`` of the wheel's own library through ctypes (which releases the GIL for
+    the call), with yuface's contract; None where the wheel has no loadable library."""
+    lib_path = package_dir / "libfacedetection.so"
+    try:
+        lib = ctypes.CDLL(str(lib_path))
+        fn = next(getattr(lib, name) for name in _SYMBOLS if hasattr(lib, name))
+    except (OSError, StopIteration):
+        return None
+    fn.restype = ctypes.POINTER(ctypes.c_int)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    local = threading.local()
+
+    def detect(bgr: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = ctypes.create_string_buffer(_RESULT_BYTES)
+        h, w = bgr.shape[:2]
+        count = fn(buf, bgr.ctypes.data, w, h, w * 3)[0]
+        rows = np.frombuffer(buf, np.int16, count * _RECORD, offset=4).reshape(count, _RECORD)
+        rows = rows[rows[:, 0] > conf * 100]
+        return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
+
+    with _init_lock:  # the first call sets up the network's weights: never two at once
+        if str(lib_path) not in _initialised:
+            detect(np.zeros((32, 32, 3), np.uint8), 1.0)
+            _initialised.add(str(lib_path))
+    return detect
+
+
 @contextlib.contextmanager
 def _omp_threads(runtimes: list[ctypes.CDLL], threads: int) -> Iterator[None]:
     """OpenMP's thread count set to ``threads`` for the calling thread, restored afterwards
@@ -73,6 +124,10 @@ class YuNetDetector:
             by default: the network is small at 320 px, and OpenMP's spinning threads made it
             ~10x slower in CPU time on a loaded 2-core machine (benchmarks/detector_bench.py).
 
+    Attributes:
+        concurrent: True where the wheel's library is called directly (GIL released): one
+            detector may then serve several threads at once.
+
     Raises:
         ValueError: ``max_side``, ``min_score`` or ``threads`` out of range.
     """
@@ -89,10 +144,12 @@ class YuNetDetector:
         if int(threads) < 1:
             raise ValueError(f"yunet threads must be >= 1, got {threads}")
         self.max_side, self.min_score, self.threads = int(max_side), float(min_score), int(threads)
-        self._detect = yuface.detect
         spec = importlib.util.find_spec("yuface")
         origin = spec.origin if spec is not None else None
         self._omp = _openmp_runtimes(Path(origin).parent) if origin else []
+        library = _library_detect(Path(origin).parent) if origin else None
+        self._detect: DetectFn = library or yuface.detect
+        self.concurrent = library is not None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, best first.

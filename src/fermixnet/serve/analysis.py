@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fermixnet.inference.backends import normalise_crops
 from fermixnet.inference.faces import Face, box_landmarks
 from fermixnet.inference.images import shrink, to_rgb_uint8
-from fermixnet.inference.predictor import normalise_crops
 from fermixnet.inference.results import ImageResult
 from fermixnet.serve.model import ServedModel
 from fermixnet.synth.occlude import OCCLUDERS, OCCLUSION_TYPES, Landmarks, occlude

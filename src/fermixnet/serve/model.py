@@ -19,20 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fermixnet.inference.backends import predictor_options, sidecar_meta
 from fermixnet.inference.export import OUTPUT_NAMES
 from fermixnet.inference.faces import FaceDetector, create_detector
-from fermixnet.inference.predictor import Predictor, predictor_options, sidecar_meta
+from fermixnet.inference.frames import available_cores
+from fermixnet.inference.predictor import Predictor
 
 # Normalised crops (B, 3, H, W) float32 -> (fused, high, mid) logits, each (B, K).
 HeadsFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass
