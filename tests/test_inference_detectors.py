@@ -48,7 +48,9 @@ def test_yunet_finds_drawn_faces_and_a_photo_with_landmarks_in_order():
     mirrored = np.column_stack([w - 1 - face.landmarks[:, 0], face.landmarks[:, 1]])
     _check_order(flip.landmarks, flip.box)
     side = face.box[2] - face.box[0]
-    assert np.abs(flip.landmarks - mirrored[[1, 0, 2, 4, 3]]).mean() < 0.04 * side
+    # YuNet is not mirror-symmetric: its points move by ~4 % of the face (measured 3.8-4.4 px
+    # of 102); a wrong order would put them an eye distance (~45 %) away.
+    assert np.abs(flip.landmarks - mirrored[[1, 0, 2, 4, 3]]).mean() < 0.06 * side
     assert det.detect(background(300, 400, seed=7)) == []
 
 

@@ -77,11 +77,21 @@ def warp_affine(image: np.ndarray, m: np.ndarray, size: int | Sequence[int]) -> 
     """Warp ``image`` (H, W, 3) uint8 with the forward transform ``m`` into a crop of ``size``.
 
     Pixels outside the source are black, as in RAF-DB's aligned crops. Uses PIL (bilinear) so
-    the core install needs no OpenCV.
+    the core install needs no OpenCV. Only the part of the image that the crop samples (with a
+    2-pixel border for the bilinear kernel) is handed to PIL, so a face in a large frame costs
+    what the face costs; the crop is the same as from the whole image.
     """
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     full = np.vstack([m, [0.0, 0.0, 1.0]])
     inv = np.linalg.inv(full)  # PIL wants output -> input coordinates
+    corners = apply_similarity(inv[:2], np.array([[-0.5, -0.5], [w, -0.5], [w, h], [-0.5, h]]))
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, None)
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 3
+    x1, y1 = min(int(x1), image.shape[1]), min(int(y1), image.shape[0])
+    if x0 >= x1 or y0 >= y1:  # the crop lies wholly outside the image
+        return np.zeros((h, w, 3), np.uint8)
+    image = image[y0:y1, x0:x1]
+    inv = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ inv  # into the part's pixels
     # Landmarks use pixel indices (a pixel's centre is its index); PIL's continuous coordinates
     # put that centre at index + 0.5, hence the half-pixel shifts on both sides.
     shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])

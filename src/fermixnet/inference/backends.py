@@ -88,7 +88,11 @@ def onnx_runner(path: str | os.PathLike[str], device: str) -> LogitsFn:
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(str(path), providers=providers)
+    options = ort.SessionOptions()
+    # Idle threads sleep instead of spinning, so that they leave the cores to the detector's
+    # threads between forward passes (benchmarks/frames_bench.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=providers)
     input_name = session.get_inputs()[0].name
 
     def run(x: np.ndarray) -> np.ndarray:

@@ -163,7 +163,9 @@ class YuNetDetector:
         small = image
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+            # reducing_gap=1: an integer box reduction first (a 640x480 frame: 1 ms, not 4)
+            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR,
+                                                             reducing_gap=1.0))
             scale_xy = np.array([size[0] / w, size[1] / h])
         else:
             scale_xy = np.ones(2)
