@@ -16,6 +16,7 @@ from fermixnet.inference.align import (
     apply_similarity,
     estimate_similarity,
     template_points,
+    warp_affine,
 )
 from fermixnet.inference.faces import complete_landmarks
 from fermixnet.inference.images import collect_inputs, read_image
@@ -69,6 +70,23 @@ def test_align_face_puts_landmarks_on_the_template():
     for x, y in template_points(size):
         assert crop[round(y), round(x)].min() > 200  # centre of each dot
     assert crop[2, 2].max() == 0  # the background stays black
+
+
+def test_warp_affine_reads_only_the_sampled_part_with_the_same_pixels():
+    """The crop equals PIL's transform of the whole frame (pixel centres at index + 0.5), for
+    crops inside, across the border of and wholly outside a 640x480 frame."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for _ in range(300):
+        m = _similarity(rng.uniform(-np.pi, np.pi), rng.uniform(0.1, 3.0),
+                        *rng.uniform(-600, 200, 2))
+        size = int(rng.integers(8, 130))
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+        half = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+        coeffs = tuple((half @ inv @ np.linalg.inv(half))[:2].reshape(-1))
+        whole = Image.fromarray(frame).transform((size, size), Image.Transform.AFFINE, coeffs,
+                                                 resample=Image.Resampling.BILINEAR)
+        np.testing.assert_array_equal(warp_affine(frame, m, size), np.asarray(whole))
 
 
 def test_complete_landmarks_fills_the_mouth_from_the_template():
