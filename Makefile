@@ -27,6 +27,11 @@ install: $(VENV)/.installed-$(EXTRAS)
 demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 	$(VENV)/bin/fermixnet demo $(DEMO_ARGS)
 
+# The suite runs on TEST_WORKERS pytest-xdist processes (one per core by default; each computes
+# on one thread, tests/conftest.py), tests handed out as workers free up (worksteal).
+TEST_WORKERS ?= auto
+PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
+
 # The suite, then the tests marked `draw` (their verdict rests on a training draw, which differs
 # by CPU kind) again under a second instruction set, DRAW_ISA: by default AVX2 where the CPU has
 # AVX-512, and ATen's default (unvectorised) kernels where AVX2 is already the default (an AMD EPYC
@@ -39,10 +44,10 @@ SECOND_ISA = $(PY) -c "import torch; print('ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAP
 	else 'ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2')"
 
 test: $(VENV)/.installed-$(EXTRAS)
-	$(PY) -m pytest $(PYTEST_ARGS); suite=$$?; \
+	$(PYTEST) $(PYTEST_ARGS); suite=$$?; \
 	isa="$(DRAW_ISA)"; [ -n "$$isa" ] || isa=$$($(SECOND_ISA)); \
 	echo "draw tests again under $$isa"; \
-	env $$isa $(PY) -m pytest $(PYTEST_ARGS) -m draw; draw=$$?; [ $$draw -eq 5 ] && draw=0; \
+	env $$isa $(PYTEST) $(PYTEST_ARGS) -m draw; draw=$$?; [ $$draw -eq 5 ] && draw=0; \
 	[ $$suite -eq 0 ] && [ $$draw -eq 0 ]
 
 lint: $(VENV)/.installed-$(EXTRAS)
