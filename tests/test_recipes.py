@@ -24,28 +24,27 @@ its mean over the last steps against the first ones is a coin toss for some reci
 the CPU's float draw (issue 18 item 1: Fig. 7's alpha = 0.9 gave 2.10 -> 2.15 on an AMD EPYC
 VM and passed on the Intel Xeon VM where the check was written). The clean loss on one fixed
 batch falls smoothly and far. Measured with this file (`pytest -s -m draw`, seed 0, torch 2.14.1
-CPU, a 2-core AMD EPYC VM), end / start over the 14 recipes: 0.002 (Table 1's baseline) to
-0.495 (AffectNet-8, whose Adam at lr 5e-5 learns slowest; AffectNet-7 0.429, IR-50 0.140, Fig.
-7's alpha = 0.9 0.149) under the default instruction set, which is AVX2 on that CPU, and the
-same floats under `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`; 0.002 to 0.495 again
-under `ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default`, a different draw in which a
-recipe's ratio moved by at most 0.029 (Fig. 6's beta = 0.1: 0.058 -> 0.087; AffectNet-8 by less
-than 0.001). The bar, MEMORISED = 0.75, lies 0.25 above the slowest recipe and, for each
-recipe, over 20 times its own move between the draws; a broken training (lr 0, or a detached
-loss; RAF-DB ResNet-18) scores 1.000. The two ablations beyond the paper, measured the same way
-on the same VM: occluder training 0.151 (0.157 under SSE4.1), landmark-placed FERMix 0.042
-(0.042). `make test` reruns these tests on such a CPU under `ONEDNN_MAX_CPU_ISA=AVX2
-ATEN_CPU_CAPABILITY=default` (ATen's unvectorised kernels: another draw at half SSE4.1's cost):
-0.002 to 0.496 over all 16 there (Fig. 6's beta = 0.1: 0.086, Fig. 7's alpha = 0.9: 0.126).
+CPU, a 2-core AMD EPYC VM, ResNet-18 at 48 px), end / start over the 16 recipes: 0.006 (Fig. 8's
+mixup) to 0.458 (AffectNet-8, whose Adam at lr 5e-5 learns slowest; AffectNet-7 0.354, IR-50
+0.140, Fig. 7's alpha = 0.9 0.145, occluder training 0.114, landmark-placed FERMix 0.094) under
+the default instruction set, which is AVX2 on that CPU (the same floats as
+`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`), and 0.007 to 0.457 under
+`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=default` (ATen's unvectorised kernels: another
+draw), where a recipe's ratio moved by at most 0.036 (occluder training: 0.114 -> 0.150; Fig. 6's
+beta = 0.1: 0.071 -> 0.053). The bar, MEMORISED = 0.75, lies 0.29 above the slowest recipe and
+over 8 times any recipe's move between the draws; a broken training (lr 0, or a detached loss;
+RAF-DB ResNet-18) scores 1.000. At 64 px (the previous size, twice the cost) the ratios were
+0.002 to 0.496. `make test` reruns these tests under that second instruction set on such a CPU
+(and under AVX2 on a CPU whose default is AVX-512).
 
-ResNet-18 learns here at 64 px, not less: at 32 px its conv5_x map is 1 x 1, so the BatchNorm
+ResNet-18 learns here at 48 px, not less: at 32 px its conv5_x map is 1 x 1, so the BatchNorm
 layers of conv5_x normalise over the batch's 8 values alone, and at the recipe's learning rate the
 loss does not settle within the smoke run, most visibly for the plain ResNet-18 whose only head
 reads conv5_x (Table 1's baseline, seed 0: loss 2.2 -> 2.2 with spikes to 8 at 32 px, 2.1 -> 1.3
-at 64 px, where the map is 2 x 2; seeds 1 and 2 fall too; at 32 px it falls with momentum 0 or a
-quarter of the rate; Fig. 7's alpha = 0.9 fails at 32 px as well). The full recipes train at
-224 px, where conv5_x is 7 x 7. IR-50 trains at 16 px: its stem keeps full resolution. The
-finiteness check runs at 32 px, as finiteness does not need the larger map.
+at 64 px, where the map is 2 x 2 as at 48 px; seeds 1 and 2 fall too; at 32 px it falls with
+momentum 0 or a quarter of the rate; Fig. 7's alpha = 0.9 fails at 32 px as well). The full
+recipes train at 224 px, where conv5_x is 7 x 7. IR-50 trains at 16 px: its stem keeps full
+resolution. The finiteness check runs at 32 px, as finiteness does not need the larger map.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ LEARNS = TOP_LEVEL + ABLATIONS
 RUNS = [n for n in ALL_RECIPES if n not in LEARNS]
 STEPS, RUN_STEPS, BATCH = 20, 2, 8
 MEMORISED = 0.75  # the clean loss after STEPS steps, at most this share of that after the first
-SIZE = {"resnet18": 64, "ir50": 16}  # see the module's docstring
+SIZE = {"resnet18": 48, "ir50": 16}  # see the module's docstring
 
 
 class _Stop(Exception):
