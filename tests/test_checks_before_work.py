@@ -1,11 +1,11 @@
-"""`fermixnet train` rejects a bad config in well under a second, naming the key and the `--set`
-that fixes it, before any image cache is built (issue 12: checks before work)."""
+"""`fermixnet train` rejects a bad config before any work (issue 12: checks before work): before
+an image cache is built or a model is made (both replaced here by functions that fail the test),
+naming the key and the `--set` that fixes it. That is what makes the answer come in well under a
+second; the tests check the order, not the clock, which a busy CPU would decide."""
 
 from __future__ import annotations
 
 import csv
-import importlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import fermixnet.data.cache
-from fermixnet.cli import build_parser, main
-from fermixnet.data import list_datasets
+import fermixnet.models
+from fermixnet.cli import main
 from fermixnet.labels import CANONICAL
 
 
@@ -33,7 +33,11 @@ def recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def no_cache(*args, **kwargs):
         raise AssertionError("an image cache was built before the config was checked")
 
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was made before the config was checked")
+
     monkeypatch.setattr(fermixnet.data.cache, "build_cache", no_cache)
+    monkeypatch.setattr(fermixnet.models, "create_model", no_model)
     path = tmp_path / "tiny.yaml"
     path.write_text(f"""
 model: {{name: resnet18, num_classes: 7, input_size: 16}}
@@ -44,44 +48,43 @@ train: {{epochs: 1, batch_size: 4, device: cpu}}
     return path
 
 
-def _train(recipe: Path, out: Path, *overrides: str) -> tuple[int, float]:
-    """Exit status and seconds of `fermixnet train`, module imports excluded (they are the same
-    for every command and take seconds on a busy CPU)."""
-    for module in ("fermixnet.engine.trainer", "fermixnet.models.pretrained"):
-        importlib.import_module(module)
-    list_datasets()  # imports the adapter modules
-    build_parser()
-    t0 = time.perf_counter()
-    rc = main(["train", "--config", str(recipe), "--out", str(out), "--set", *overrides])
-    return rc, time.perf_counter() - t0
+def _train(recipe: Path, out: Path, *overrides: str) -> int:
+    """Exit status of `fermixnet train` with ``overrides``."""
+    return main(["train", "--config", str(recipe), "--out", str(out), "--set", *overrides])
 
 
 def test_mistyped_pretrained_path_fails_before_any_cache(recipe, tmp_path, capsys):
-    rc, seconds = _train(recipe, tmp_path / "run", "model.pretrained=/no/such/resnet18_ms.pth")
+    rc = _train(recipe, tmp_path / "run", "model.pretrained=/no/such/resnet18_ms.pth")
     err = capsys.readouterr().err
-    assert rc == 2 and seconds < 1.0
+    assert rc == 2
     assert "'model.pretrained'" in err and "/no/such/resnet18_ms.pth" in err
     assert "--set model.pretrained=" in err
     assert not (tmp_path / "run").exists()
 
 
 def test_on_device_with_an_unsupported_preset_fails_before_any_cache(recipe, tmp_path, capsys):
-    rc, seconds = _train(recipe, tmp_path / "run", "data.on_device=true",
+    rc = _train(recipe, tmp_path / "run", "data.on_device=true",
                          "aug.preset=flip_affine")
     err = capsys.readouterr().err
-    assert rc == 2 and seconds < 1.0
+    assert rc == 2
     assert "data.on_device=true" in err and "flip_affine" in err
     assert "--set data.on_device=false" in err
 
 
 def test_missing_test_root_fails_before_the_training_caches(recipe, tmp_path, capsys):
-    rc, seconds = _train(recipe, tmp_path / "run", "data.test=[manifest:/no/such/test_set]")
+    rc = _train(recipe, tmp_path / "run", "data.test=[manifest:/no/such/test_set]")
     err = capsys.readouterr().err
-    assert rc == 2 and seconds < 1.0
+    assert rc == 2
     assert "data.test" in err and "--set data.test=manifest:" in err
 
 
 def test_unknown_data_set_name_lists_the_valid_ones(recipe, tmp_path, capsys):
-    rc, _ = _train(recipe, tmp_path / "run", f"data.val=[rafbd:{tmp_path}]")
+    rc = _train(recipe, tmp_path / "run", f"data.val=[rafbd:{tmp_path}]")
     err = capsys.readouterr().err
     assert rc == 2 and "'data.val'" in err and "rafbd" in err and "rafdb" in err
+
+
+def test_a_valid_config_reaches_the_work_the_guards_stand_for(recipe, tmp_path):
+    """The guards bite: a good config goes on to build the image cache (and so would fail)."""
+    with pytest.raises(AssertionError, match=r"an image cache was built|a model was made"):
+        _train(recipe, tmp_path / "run", "train.epochs=1")
