@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -314,6 +315,7 @@ class Predictor:
         with self._pool_lock:
             if self._pool is None and available_cores() > 1:
                 self._pool = ThreadPoolExecutor(available_cores(), "fermixnet-detect")
+                weakref.finalize(self, self._pool.shutdown, wait=False)  # its threads end with it
             return self._pool
 
     def predict_files(
