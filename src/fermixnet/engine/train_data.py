@@ -174,12 +174,20 @@ class TrainingData:
         return shard_loader(dataset, self.cfg.eval.batch_size, self.cfg.data.workers,
                             self.dist.rank, self.dist.world_size)
 
-    def preview_images(self, count: int) -> torch.Tensor:
-        """Up to `count` unaugmented training images spread over the (class-sorted) set:
-        (N, 3, H, W) uint8."""
+    def preview_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Up to `count` unaugmented training images spread over the (class-sorted) set.
+
+        Returns:
+            `(images, landmarks)`: (N, 3, H, W) uint8, and for a mixer that places its regions
+            by landmarks (`self.landmarks`) their (N, 5, 2) float32 points in the images' pixels
+            (NaN rows: only the framing's template), else None.
+        """
+        from fermixnet.engine.datasets import stacked_landmarks
+
         plain = self.sets.plain
         picks = torch.linspace(0, len(plain) - 1, min(count, len(plain))).round().long().tolist()
-        return torch.stack([plain[i][0] for i in picks])
+        images = torch.stack([plain[i][0] for i in picks])
+        return images, (stacked_landmarks(plain)[picks] if self.landmarks else None)
 
     def _per_process(self) -> int:
         return self.cfg.train.batch_size // self.dist.world_size
