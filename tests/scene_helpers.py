@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -71,6 +73,21 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def finds_pasted_faces(detect: Callable[[np.ndarray], Sequence], seed: int) -> Sequence:
+    """Run ``detect`` on ``scene_with_faces(seed, n_faces=2, size=384, face=96)`` and check that
+    it finds exactly the two faces, each pasted box matched by a found ``.box`` (IoU > 0.4).
+
+    Returns:
+        What ``detect`` found (objects with a ``.box``), for the caller's further checks.
+    """
+    img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
+    faces = detect(img)
+    assert len(faces) == 2, (seed, [f.box for f in faces])
+    for true in boxes:
+        assert max(box_iou(f.box, true) for f in faces) > 0.4, (seed, true)
+    return faces
 
 
 # A real photograph that ships with a core dependency (matplotlib's sample data): Grace Hopper,

@@ -11,6 +11,7 @@ validation and test specs the common ones (`split=`, `name=`, `framing=`, `occlu
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,9 @@ from test_spec_options import (
     ADAPTERS,
     BAD,
     BAD_REASON,
-    BUILD,
     GOOD,
     ONLY,
     Replicas,
-    _lists,
     _options,
     _test_of,
     plain_report,
@@ -39,13 +38,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory):
-    r = Replicas(tmp_path_factory.mktemp("spec_commands"))
-    for adapter, build in BUILD.items():
-        for bad in (False, True):
-            r.root(adapter, bad).mkdir(parents=True)
-            build(r.root(adapter, bad), bad)
-    _lists(r.base / "lists")
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+    r = Replicas.build(tmp_path_factory.mktemp("spec_commands"))
     with _registered_tiny_trunk():
         yield r
 

@@ -22,7 +22,7 @@ from fermixnet.inference.faces import complete_landmarks
 from fermixnet.inference.images import collect_inputs, read_image
 from fermixnet.inference.results import ImageResult, results_to_csv, results_to_json
 from fermixnet.inference.video import IoUTracker
-from scene_helpers import background, box_iou, scene_with_faces
+from scene_helpers import background, box_iou, finds_pasted_faces, scene_with_faces
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
 
@@ -117,12 +117,7 @@ def test_aligned_detector_is_the_whole_image():
 def test_haar_finds_pasted_faces_at_their_positions():
     det = create_detector("haar")
     for seed in range(4):
-        img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
-        faces = det.detect(img)
-        assert len(faces) == 2, seed
-        for true in boxes:
-            assert max(box_iou(f.box, true) for f in faces) > 0.4
-        for f in faces:
+        for f in finds_pasted_faces(det.detect, seed):
             assert f.landmarks.shape == (5, 2)
     assert det.detect(background(200, 200, seed=7)) == []
 
@@ -130,14 +125,9 @@ def test_haar_finds_pasted_faces_at_their_positions():
 def test_dlib_backend_finds_pasted_faces():
     """The faces extra's default backend (dlib-bin and its 5-point model, also in the test
     extra) finds unoccluded drawn faces and gives landmarks in fermixnet's order."""
-    seed = 2
     det = create_detector("dlib")
-    img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
-    faces = det.detect(img)
-    assert len(faces) == 2
-    for true in boxes:
-        assert max(box_iou(f.box, true) for f in faces) > 0.4
-    for f in faces:  # eyes above the nose, nose above the mouth, image-left eye first
+    # eyes above the nose, nose above the mouth, image-left eye first
+    for f in finds_pasted_faces(det.detect, seed=2):
         (lx, ly), (rx, ry), (_, ny), (_, my), _ = f.landmarks
         assert lx < rx and max(ly, ry) < ny < my
 

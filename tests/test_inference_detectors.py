@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fermixnet.inference import create_detector, list_detectors
-from scene_helpers import background, box_iou, photo_scene, scene_with_faces
+from scene_helpers import background, box_iou, finds_pasted_faces, photo_scene, scene_with_faces
 
 needs_yuface = pytest.mark.skipif(importlib.util.find_spec("yuface") is None,
                                   reason="needs yuface (no wheel for this Python/platform)")
@@ -30,12 +30,7 @@ def test_yunet_finds_drawn_faces_and_a_photo_with_landmarks_in_order():
     det = create_detector("yunet")
     assert det.name == "yunet" and det.max_side == 320
     for seed in range(3):
-        img, boxes = scene_with_faces(seed, n_faces=2, size=384, face=96)
-        faces = det.detect(img)
-        assert len(faces) == 2, seed
-        for true in boxes:
-            assert max(box_iou(f.box, true) for f in faces) > 0.4
-        for f in faces:
+        for f in finds_pasted_faces(det.detect, seed):
             _check_order(f.landmarks, f.box)
             assert 0.5 <= f.score <= 1.0
     img, box = photo_scene(0)
@@ -164,12 +159,7 @@ def test_predictor_with_the_default_detector_finds_and_classifies_faces(checkpoi
 
     pred = Predictor.from_checkpoint(checkpoint)  # detector "auto": yunet
     assert pred.detector.name == "yunet"
-    img, boxes = scene_with_faces(3, n_faces=2, size=384, face=96)
-    res = pred.predict_batch([img])[0]
-    assert len(res.faces) == 2
-    for true in boxes:
-        assert max(box_iou(f.box, true) for f in res.faces) > 0.4
-    for face in res.faces:
+    for face in finds_pasted_faces(lambda img: pred.predict_batch([img])[0].faces, seed=3):
         assert sum(face.probs.values()) == pytest.approx(1.0, abs=1e-4)
 
 

@@ -12,6 +12,7 @@ from fermixnet.augment import MIXERS, FERMix, LandmarkFERMix, MixParams, build_m
 from fermixnet.augment.landmarks import NAMES, flip_points, rotate_about
 from fermixnet.config import MixConfig
 from fermixnet.framing import RAFDB_TEMPLATE
+from fermixnet.report.plots import mix_sample_columns
 
 S = 64
 SWAP = torch.tensor([1, 0])
@@ -51,17 +52,34 @@ FROM_PARTNER = {
 CHECKED = ("eye_l", "eye_r", "mouth_l", "mouth_r")  # the nose lies on the cutting lines
 
 
-@pytest.mark.parametrize("region", sorted(FROM_PARTNER))
-@pytest.mark.parametrize("angles", [(70.0, -25.0), (0.0, 0.0), (-150.0, 40.0)])
-def test_pasted_region_holds_the_partners_same_parts(region, angles):
-    x, y, pts = pair(*angles)
-    x_mix, _ = LandmarkFERMix().apply(x, y, MixParams(region, SWAP, 0.5), landmarks=pts)
+def assert_partners_parts(x_mix: torch.Tensor, pts: torch.Tensor, region: str) -> None:
+    """Each face of a swapped `pair` holds the partner's same points where `region` lies in
+    its own frame, and its own points elsewhere."""
     for main, base_main, base_partner in ((0, 1, 11), (1, 11, 1)):
         for name in CHECKED:
             k = NAMES.index(name)
             want = (base_partner if name in FROM_PARTNER[region] else base_main) + k
             got = value_at(x_mix[main], pts[main, k])
             assert got == pytest.approx(want, abs=0.3), (region, main, name, got, want)
+
+
+@pytest.mark.parametrize("region", sorted(FROM_PARTNER))
+@pytest.mark.parametrize("angles", [(70.0, -25.0), (0.0, 0.0), (-150.0, 40.0)])
+def test_pasted_region_holds_the_partners_same_parts(region, angles):
+    x, y, pts = pair(*angles)
+    x_mix, _ = LandmarkFERMix().apply(x, y, MixParams(region, SWAP, 0.5), landmarks=pts)
+    assert_partners_parts(x_mix, pts, region)
+
+
+def test_preview_plot_shows_each_faces_own_regions():
+    """The run's `plots/mix_samples.png` columns for `fermix_landmarks`, given the batch's
+    landmarks: the six regions placed on each turned face, not FERMix's fixed halves."""
+    x, _, pts = pair(70.0, -25.0)
+    images = (x * 10).to(torch.uint8).expand(-1, 3, -1, -1)  # values 10..50 and 110..150
+    cols = dict(mix_sample_columns(images, MixConfig(method="fermix_landmarks"), landmarks=pts))
+    assert list(cols) == ["original", *FROM_PARTNER]
+    for region in FROM_PARTNER:
+        assert_partners_parts(cols[region] * 25.5, pts, region)  # back to the painted values
 
 
 def test_fixed_regions_miss_a_turned_face():
@@ -194,9 +212,13 @@ def test_train_with_landmark_fermix_writes_a_checkpoint(tmp_path, tiny_config, m
     assert main(["train", "--config", str(cfg), "--out", str(out),
                  *[a for s in sets for a in ("--set", s)]]) == 0
     assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
-    # the run's preview plot mixes without landmarks (`mixer(x, y)`); the steps hand them over
-    trained = [lm for lm in seen if lm is not None]
-    assert len(trained) == 2  # p_mix = 1: both steps mixed, each with its batch's landmarks
+    # first the run's preview plot (six regions on 4 plain training images, before training),
+    # then both steps (p_mix = 1), each with its batch's landmarks
+    preview, trained = seen[:6], seen[6:]
+    for lm in preview:
+        assert lm.shape == (4, 5, 2) and torch.isfinite(lm).all()
+        assert (lm >= 0).all() and (lm <= 32).all()  # unaugmented
+    assert len(trained) == 2
     for lm in trained:
         assert lm is not None and lm.shape == (8, 5, 2) and torch.isfinite(lm).all()
         assert (lm >= -8).all() and (lm <= 32 + 8).all()  # moved by at most the crop padding

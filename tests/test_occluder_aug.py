@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fermixnet.config import load_config
+from fermixnet.data.landmarks import META_KEYS, meta_landmarks
 from fermixnet.engine.distributed import DistInfo
 from fermixnet.engine.train_data import TrainingData
 from fermixnet.synth.faces import PRESETS, synth_preset
@@ -21,7 +22,7 @@ from fermixnet.synth.occluder_aug import (
     OccludedTrainSet,
     draw_occluder,
     held_out_families,
-    landmark_table,
+    occluder_frame,
     occluders_by_type,
     resolve_families,
 )
@@ -38,8 +39,9 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _face(i: int = 0, preset: str = "aligned") -> tuple[np.ndarray, np.ndarray]:
+    """A generated face and its five landmarks in pixels, as the cache converts its columns."""
     image, _, meta = render_sample(0, "train", i, SIZE, synth_preset(preset))
-    return image, landmark_table([{k: str(v) for k, v in meta.items()}])[0]
+    return image, meta_landmarks({k: str(v) for k, v in meta.items()}, SIZE, SIZE)
 
 
 def _plain_set(n: int = 4) -> torch.utils.data.Subset:
@@ -48,8 +50,8 @@ def _plain_set(n: int = 4) -> torch.utils.data.Subset:
     return torch.utils.data.Subset(items, list(range(n)))
 
 
-def _landmarks(n: int = 4) -> np.ndarray:
-    return np.stack([_face(i)[1] for i in range(n)])
+def _landmarks(n: int = 4) -> torch.Tensor:
+    return torch.tensor(np.stack([_face(i)[1] for i in range(n)]), dtype=torch.float32)
 
 
 def test_families_cover_every_occluder_and_bad_names_are_named() -> None:
@@ -92,7 +94,7 @@ def test_draw_occluder_draws_only_the_chosen_families() -> None:
 
 def test_p0_keeps_images_p1_changes_the_face_only_and_seed_repeats() -> None:
     plain, lm = _plain_set(), _landmarks()
-    exact = np.ones(len(lm), bool)
+    exact = torch.ones(len(lm), dtype=torch.bool)
     off = OccludedTrainSet(plain, lm, exact, 0.0, ["all"])
     for i in range(len(plain)):
         assert torch.equal(off[i][0], plain[i][0]) and off[i][1] == plain[i][1]
@@ -103,7 +105,8 @@ def test_p0_keeps_images_p1_changes_the_face_only_and_seed_repeats() -> None:
         assert changed.mean() > 0.03
         # A mask follows the face: the changed pixels lie around the mouth, below the eyes.
         ys, xs = np.nonzero(changed)
-        (_, eyl), (_, eyr), (mx, my) = lm[i] * SIZE
+        frame = occluder_frame(lm[i].numpy())
+        (_, eyl), (_, eyr), (mx, my) = frame.eye_l, frame.eye_r, frame.mouth
         assert abs(np.median(ys) - my) < 0.25 * SIZE and abs(np.median(xs) - mx) < 0.25 * SIZE
         assert np.median(ys) > (eyl + eyr) / 2
     again = OccludedTrainSet(plain, lm, exact, 1.0, ["mask"])
@@ -140,22 +143,59 @@ def test_engine_draws_occluders_by_the_manifest_landmarks_and_repeats(
     assert not torch.equal(a, _epoch(occ, 1))
 
 
-def test_engine_landmarks_match_the_manifest_rows(synth_root: Path, tmp_path: Path) -> None:
+def _manifest_rows(root: Path) -> list[dict[str, str]]:
+    with open(root / "manifest.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["split"] == "train"]
+
+
+def test_engine_landmarks_are_the_cached_ones_of_the_manifest_rows(
+    synth_root: Path, tmp_path: Path
+) -> None:
     occ = _training_data(synth_root, tmp_path, "aug.occluders.p=1.0")
-    with open(synth_root / "manifest.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "train"]
+    rows = _manifest_rows(synth_root)
     cached = occ.sets.train.dataset.datasets[0].cached
     for pos, index in enumerate(occ.sets.train.indices):
-        row = rows[int(cached.indices[index])]
-        assert occ.sets.train.landmarks[pos, 2, 1] == pytest.approx(float(row["lm_mouth_y"]),
-                                                                    abs=1e-4)
+        want = meta_landmarks(rows[int(cached.indices[index])], SIZE, SIZE)  # all five, pixels
+        np.testing.assert_allclose(occ.sets.train.landmarks[pos].numpy(), want, atol=1e-4)
+
+
+def test_occluders_follow_the_cached_landmarks_of_turned_and_moved_faces(tmp_path: Path) -> None:
+    """A manifest with only the five documented `lm_*` columns (docs/data.md) of faces turned
+    by up to 30 degrees, moved and scaled (the unaligned preset): each drawn mask covers its
+    face's mouth and the point between nose tip and mouth, and neither eye."""
+    root = tmp_path / "d"
+    generate_synthetic(root, seed=1, size=SIZE, counts={"train": 14, "val": 0, "test": 0},
+                       config=synth_preset("unaligned"))
+    with open(root / "manifest.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    keep = [k for k in table[0] if not k.startswith("lm_") or k in META_KEYS]
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, keep, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(table)
+    occ = _training_data(root, tmp_path, "aug.occluders.p=1.0", "aug.occluders.families=[mask]")
+    assert occ.sets.train.exact.all()  # the manifest's own points
+    occ.sets.train.transform = None  # the occluded cached image, before flip and crop
+    occ.set_epoch(0)
+    rows, cached = _manifest_rows(root), occ.sets.train.dataset.datasets[0].cached
+    for pos, index in enumerate(occ.sets.train.indices):
+        changed = (occ.sets.train[pos][0] != occ.sets.plain[pos][0]).any(0).numpy()
+        eye_l, eye_r, nose, mouth_l, mouth_r = meta_landmarks(
+            rows[int(cached.indices[index])], SIZE, SIZE)
+        mouth = (mouth_l + mouth_r) / 2
+        for point, covered in ((mouth, True), ((nose + mouth) / 2, True), (eye_l, False),
+                               (eye_r, False)):
+            x, y = np.round(point).astype(int)
+            if 0 <= x < SIZE and 0 <= y < SIZE:
+                assert changed[y, x] == covered, (pos, point, covered)
 
 
 def test_engine_without_landmarks_uses_the_framing_template(make_manifest, tmp_path) -> None:
     root = make_manifest(tmp_path / "d", per_class=2, size=SIZE)
     occ = _training_data(root, tmp_path, "aug.occluders.p=1.0")
     assert not occ.sets.train.exact.any()
-    assert np.allclose(occ.sets.train.landmarks[:, 0], [0.335, 0.405], atol=1e-3)  # RAF-DB's
+    assert np.allclose(occ.sets.train.landmarks[:, 0], [0.335 * SIZE, 0.405 * SIZE],
+                       atol=0.05)  # RAF-DB's template, in pixels
     with pytest.raises(ValueError, match=r"data\.on_device=false"):
         _training_data(root, tmp_path, "aug.occluders.p=0.5", "data.on_device=true")
 

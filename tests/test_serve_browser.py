@@ -7,15 +7,13 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
+from conftest import uvicorn_thread
 from fermixnet.serve.app import create_app
 from fermixnet.serve.model import load_served_model
 
@@ -34,19 +32,8 @@ if not Path(CHROMIUM).is_file() and not os.environ.get("FERMIXNET_BROWSER_TEST")
 def server_url(serve_checkpoints) -> Iterator[str]:
     """The app served by uvicorn in a thread, on a free port of 127.0.0.1."""
     app = create_app(load_served_model(serve_checkpoints["torch"], detector="haar"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with uvicorn_thread(app) as url:
+        yield url
 
 
 @contextlib.contextmanager

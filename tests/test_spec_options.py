@@ -147,16 +147,21 @@ class Replicas:
         options = options.replace("LISTS", str(self.base / "lists"))
         return f"{adapter}:{self.root(adapter, bad)}" + (f",{options}" if options else "")
 
+    @classmethod
+    def build(cls, base: Path) -> Replicas:
+        """Every adapter's replica and its twin with the planted bad entry, and ``lists/``."""
+        r = cls(base)
+        for adapter, build in BUILD.items():
+            for bad in (False, True):
+                r.root(adapter, bad).mkdir(parents=True)
+                build(r.root(adapter, bad), bad)
+        _lists(r.base / "lists")
+        return r
+
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Replicas:
-    r = Replicas(tmp_path_factory.mktemp("spec_options"))
-    for adapter, build in BUILD.items():
-        for bad in (False, True):
-            r.root(adapter, bad).mkdir(parents=True)
-            build(r.root(adapter, bad), bad)
-    _lists(r.base / "lists")
-    return r
+    return Replicas.build(tmp_path_factory.mktemp("spec_options"))
 
 
 def check(capsys, spec: str, *extra: str) -> tuple[int, dict | str]:

@@ -143,12 +143,13 @@ def stacked_tensors(subset: Subset) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def stacked_landmarks(subset: Subset) -> torch.Tensor:
-    """Landmarks (N, 5, 2) float32 of `stacked_tensors`' images, in the same order (NaN rows:
-    only the framing's template)."""
+def stacked_landmarks(subset: Subset, face_only: bool = True) -> torch.Tensor:
+    """Landmarks (N, 5, 2) float32 of `stacked_tensors`' images, in the same order; with
+    `face_only` NaN rows where they are only the framing's template (`CachedImages.landmarks`)."""
     parts = subset.dataset.datasets
     index = torch.as_tensor(subset.indices, dtype=torch.long)
-    return torch.cat([part.cached.landmarks(range(len(part.cached))) for part in parts])[index]
+    return torch.cat([part.cached.landmarks(range(len(part.cached)), face_only)
+                      for part in parts])[index]
 
 
 def build_test_sets(specs: Sequence[str], size: int, classes: Sequence[str],

@@ -174,12 +174,20 @@ class TrainingData:
         return shard_loader(dataset, self.cfg.eval.batch_size, self.cfg.data.workers,
                             self.dist.rank, self.dist.world_size)
 
-    def preview_images(self, count: int) -> torch.Tensor:
-        """Up to `count` unaugmented training images spread over the (class-sorted) set:
-        (N, 3, H, W) uint8."""
+    def preview_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Up to `count` unaugmented training images spread over the (class-sorted) set.
+
+        Returns:
+            `(images, landmarks)`: (N, 3, H, W) uint8, and for a mixer that places its regions
+            by landmarks (`self.landmarks`) their (N, 5, 2) float32 points in the images' pixels
+            (NaN rows: only the framing's template), else None.
+        """
+        from fermixnet.engine.datasets import stacked_landmarks
+
         plain = self.sets.plain
         picks = torch.linspace(0, len(plain) - 1, min(count, len(plain))).round().long().tolist()
-        return torch.stack([plain[i][0] for i in picks])
+        images = torch.stack([plain[i][0] for i in picks])
+        return images, (stacked_landmarks(plain)[picks] if self.landmarks else None)
 
     def _per_process(self) -> int:
         return self.cfg.train.batch_size // self.dist.world_size
@@ -241,7 +249,7 @@ def _transform(cfg: Config) -> Any:
 
 def _with_occluders(cfg: Config, sets: TrainSets, landmarks: bool) -> Any:
     """`aug.occluders.p > 0`: replace `sets.train` by its plain images with occluders drawn by
-    their landmarks, then the recipe's transform; returns that set (None when off). With
+    their cached landmarks, then the recipe's transform; returns that set (None when off). With
     `landmarks` (a mixer that places regions by them) its items carry the cached landmarks too,
     moved by the transform as in the set it replaces."""
     occ = cfg.aug.occluders
@@ -251,12 +259,12 @@ def _with_occluders(cfg: Config, sets: TrainSets, landmarks: bool) -> Any:
         raise ValueError("aug.occluders draws on the CPU, per sample: it needs data.on_device="
                          "false (use --set data.on_device=false or aug.occluders.p=0)")
     from fermixnet.engine.datasets import stacked_landmarks
-    from fermixnet.synth.occluder_aug import OccludedTrainSet, train_landmarks
+    from fermixnet.synth.occluder_aug import OccludedTrainSet
 
-    fractions, exact = train_landmarks(cfg.data.train, sets.plain)
-    points = stacked_landmarks(sets.plain) if landmarks else None
-    sets.train = OccludedTrainSet(sets.plain, fractions, exact, occ.p, occ.families,
-                                  _transform(cfg), points=points)
+    points = stacked_landmarks(sets.plain, face_only=False)  # template rows too
+    exact = torch.isfinite(stacked_landmarks(sets.plain)).all(dim=2).all(dim=1)  # own points
+    sets.train = OccludedTrainSet(sets.plain, points, exact, occ.p, occ.families,
+                                  _transform(cfg), carry_landmarks=landmarks)
     return sets.train
 
 

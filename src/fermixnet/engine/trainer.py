@@ -50,8 +50,10 @@ from fermixnet.run_layout import CHECKPOINTS
 
 __all__ = ["FitResult", "PreviewHook", "TrainingDivergedError", "TrainingStopped", "fit"]
 
-PreviewHook = Callable[[torch.Tensor, Config, Path], None]
-"""`(images (N, 3, H, W) uint8, config, run folder)`: what `fit` shows before training."""
+PreviewHook = Callable[[torch.Tensor, Config, Path, torch.Tensor | None], None]
+"""`(images (N, 3, H, W) uint8, config, run folder, landmarks)`: what `fit` shows before
+training; landmarks (N, 5, 2) in the images' pixels (NaN rows: none) when the configured mixer
+places its regions by them, else None."""
 
 
 @dataclass
@@ -86,7 +88,8 @@ def fit(
         resume: continue from `out_dir/checkpoints/last` (same final state as an uninterrupted run).
         hook: called after every optimisation step (tests: simulated kills, divergence).
         preview: called once on rank 0 before training with a few unaugmented training images,
-            the config and the run folder (`fermixnet.report.plots.mix_samples_preview` draws
+            the config, the run folder and the images' landmarks (for a mixer that reads them;
+            else None) (`fermixnet.report.plots.mix_samples_preview` draws
             `plots/mix_samples.png`; the engine itself draws nothing).
 
     Returns:
@@ -144,7 +147,8 @@ def _fit(rt: Runtime, resume: bool, hook: Callable[[StepInfo], None] | None,
         run.state = run_state.restore(last, run, cfg)
     state = run.state
     if preview is not None and rt.dist.is_main:
-        preview(data.preview_images(4), cfg, rt.out_dir)
+        images, landmarks = data.preview_batch(4)
+        preview(images, cfg, rt.out_dir, landmarks)
     logger = RunLogger(rt.out_dir, rt.dist.is_main,
                        purge_step=state.global_step if resume else None)
     try:

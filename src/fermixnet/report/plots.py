@@ -86,24 +86,41 @@ def plot_subset_accuracy(values: Mapping[str, Mapping[str, float | None]], path:
     return _save(fig, path)
 
 
-def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
+def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0,
+                       landmarks: torch.Tensor | None = None):
     """Mixed versions of a few uint8 images: FERMix's six regions (Fig. 3), or six draws of
-    another mixing method. Partners are the next image (a cyclic shift).
+    another mixing method. Partners are the previous image (a cyclic shift).
+
+    Args:
+        images: (N, 3, H, W) uint8.
+        mix_cfg: the config's `mix` section.
+        seed: the draws of a method other than FERMix.
+        landmarks: (N, 5, 2) in the images' pixels (NaN rows: none), for a mixer that places
+            its regions by them (`fermix_landmarks`: each face's own regions, the partner
+            warped onto it); None there gives every pair FERMix's fixed regions.
 
     Returns:
         list of `(title, float images (N, 3, H, W) in [0, 1])`, the originals first.
     """
-    from fermixnet.augment import REGIONS, MixParams, build_mixer, one_hot, region_lambda
+    from fermixnet.augment import (
+        REGIONS,
+        FERMix,
+        MixParams,
+        build_mixer,
+        one_hot,
+        region_lambda,
+    )
 
     x = images.float() / 255.0
     y = one_hot(torch.zeros(len(x), dtype=torch.long), 2)
     perm = torch.roll(torch.arange(len(x)), 1)
     columns = [("original", x)]
     mixer = build_mixer(mix_cfg)
-    if mix_cfg.method == "fermix":
+    if isinstance(mixer, FERMix):  # and its landmark-placed subclass: the six regions
+        extra = {"landmarks": landmarks} if getattr(mixer, "uses_landmarks", False) else {}
         for region in REGIONS:
             params = MixParams(region, perm, region_lambda(region))
-            columns.append((region, mixer.apply(x, y, params)[0]))
+            columns.append((region, mixer.apply(x, y, params, **extra)[0]))
     else:
         g = torch.Generator().manual_seed(seed)
         for k in range(6):
@@ -111,17 +128,21 @@ def mix_sample_columns(images: torch.Tensor, mix_cfg: Any, seed: int = 0):
     return columns
 
 
-def mix_samples_preview(images: torch.Tensor, cfg: Any, run_dir: Path) -> None:
-    """`fit`'s `preview` hook: `plots/mix_samples.png` of the run (once; not without mixing)."""
+def mix_samples_preview(images: torch.Tensor, cfg: Any, run_dir: Path,
+                        landmarks: torch.Tensor | None = None) -> None:
+    """`fit`'s `preview` hook: `plots/mix_samples.png` of the run (once; not without mixing);
+    `landmarks` as in `mix_sample_columns`."""
     path = RunLayout(run_dir).mix_samples
     if path.exists() or cfg.mix.method == "none":
         return
-    plot_mix_samples(images, cfg.mix, path, seed=cfg.train.seed)
+    plot_mix_samples(images, cfg.mix, path, seed=cfg.train.seed, landmarks=landmarks)
 
 
-def plot_mix_samples(images: torch.Tensor, mix_cfg: Any, path: Path, seed: int = 0) -> Path:
-    """Grid of mixed training images: rows are images, columns the original and mixed versions."""
-    columns = mix_sample_columns(images, mix_cfg, seed)
+def plot_mix_samples(images: torch.Tensor, mix_cfg: Any, path: Path, seed: int = 0,
+                     landmarks: torch.Tensor | None = None) -> Path:
+    """Grid of mixed training images: rows are images, columns the original and mixed versions
+    (`mix_sample_columns`)."""
+    columns = mix_sample_columns(images, mix_cfg, seed, landmarks)
     rows = len(images)
     fig, axes = plt.subplots(rows, len(columns), figsize=(1.4 * len(columns), 1.4 * rows),
                              squeeze=False)

@@ -3,9 +3,11 @@
 The occluders of `fermixnet.synth.occlude` (masks, sunglasses, hands, phones, scarves, hair, ...)
 are grouped into *families* by what they are, whichever face region they cover: ``hand`` is a hand
 over the mouth, over one side or over one eye. With probability ``p`` a training face gets one
-occluder of a family drawn uniformly from the chosen ones, placed by the face's landmarks: the
-generator's exact ones for synthetic faces (``lm_eye_l_x`` ... manifest columns), otherwise the
-data set's framing template (`fermixnet.framing.Framing.points`) with a little jitter.
+occluder of a family drawn uniformly from the chosen ones, placed by the five landmarks the cache
+carries for the sample (`CachedImages.landmarks`, in the cached image's pixels, as the landmark
+mixer reads them): a manifest's ``lm_*`` columns (the generator's exact points), RAF-DB's and
+AffectNet's annotations (`fermixnet.data.landmarks`); a sample without its own has the data set's
+framing template there, which each draw jitters a little.
 
 Unlike FERMix's fixed half/quarter boxes (Eqs. 1-3), these follow the face. To keep an evaluation
 honest, a model trained with some families is tested on the others (`held_out_families`,
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Subset
 
 from fermixnet.synth.occlude import OCCLUDERS, OCCLUSION_TYPES, Landmarks, occlude
@@ -41,8 +44,7 @@ FAMILIES: Mapping[str, tuple[str, ...]] = _families()
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 
 __all__ = ["FAMILIES", "FAMILY_NAMES", "OccludedTrainSet", "draw_occluder", "held_out_families",
-           "landmark_table", "occluders_by_type", "resolve_families",
-           "train_landmarks"]
+           "occluder_frame", "occluders_by_type", "resolve_families"]
 
 
 def resolve_families(names: Sequence[str], key: str = "aug.occluders.families") -> tuple[str, ...]:
@@ -79,51 +81,12 @@ def occluders_by_type(families: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def landmark_table(metas: Sequence[Mapping[str, str]]) -> np.ndarray:
-    """(N, 3, 2) float32 eye (image-left, image-right) and mouth positions as fractions of the
-    image side, from the ``lm_*`` meta columns; NaN where a sample has none."""
-    table = np.full((len(metas), 3, 2), np.nan, dtype=np.float32)
-    for i, meta in enumerate(metas):
-        try:
-            table[i] = [[float(meta[f"lm_{k}_x"]), float(meta[f"lm_{k}_y"])]
-                        for k in ("eye_l", "eye_r", "mouth")]
-        except (KeyError, ValueError):
-            continue
-    return table
-
-
-def _template(points: np.ndarray) -> np.ndarray:
-    """(3, 2) eyes and mouth centre from a framing's five points."""
-    pts = np.asarray(points, dtype=np.float64)
-    return np.stack([pts[0], pts[1], (pts[3] + pts[4]) / 2]).astype(np.float32)
-
-
-def train_landmarks(specs: Sequence[str], plain: Subset) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks of each image of `plain` (the engine's unaugmented training set: a `Subset` of a
-    `ConcatDataset` of one cache per spec of `specs`, in order).
-
-    Returns:
-        (N, 3, 2) float32 eye and mouth fractions, and (N,) bool: True where they are the
-        sample's own (``lm_*`` columns), False where they are its data set's framing template.
-    """
-    from fermixnet.data.registry import create_dataset, parse_data_spec
-
-    parts = plain.dataset.datasets  # type: ignore[attr-defined]
-    if len(parts) != len(specs):
-        raise ValueError(f"{len(parts)} training caches for {len(specs)} data.train specs")
-    tables, exact = [], []
-    for spec, part in zip(specs, parts, strict=True):
-        name, root, options = parse_data_spec(spec)
-        options = dict(options)
-        ds = create_dataset(name, root, options.pop("split", "train"), **options)
-        metas = [ds.samples[int(i)].meta for i in part.cached.indices]
-        table = landmark_table(metas)
-        missing = np.isnan(table).any(axis=(1, 2))
-        table[missing] = _template(ds.framing.points())
-        tables.append(table)
-        exact.append(~missing)
-    index = np.asarray(plain.indices, dtype=np.int64)
-    return np.concatenate(tables)[index], np.concatenate(exact)[index]
+def occluder_frame(points: np.ndarray) -> Landmarks:
+    """The occluders' face frame from five landmarks (pixels, `fermixnet.augment.landmarks`
+    order): the eyes, and the mouth's centre as the corners' midpoint. The drawers place every
+    shape from the eyes and the mouth, so the nose tip is not read."""
+    p = np.asarray(points, np.float64)
+    return Landmarks(tuple(p[0]), tuple(p[1]), tuple((p[3] + p[4]) / 2))
 
 
 def draw_occluder(
@@ -133,7 +96,7 @@ def draw_occluder(
 
     Args:
         image: (H, W, 3) uint8 face.
-        landmarks: (3, 2) eyes and mouth as fractions of the image side.
+        landmarks: (5, 2) the face's landmarks in the image's pixels (`occluder_frame`).
         families: family names (checked by `resolve_families`).
         rng: every random choice.
 
@@ -143,9 +106,7 @@ def draw_occluder(
     family = families[int(rng.integers(len(families)))]
     kinds = FAMILIES[family]
     kind = kinds[int(rng.integers(len(kinds)))]
-    h, w = image.shape[:2]
-    lm = Landmarks(*((float(x) * w, float(y) * h) for x, y in landmarks))
-    return occlude(image, kind, rng, lm, occluder=family).image, family, kind
+    return occlude(image, kind, rng, occluder_frame(landmarks), occluder=family).image, family, kind
 
 
 class OccludedTrainSet(Subset):
@@ -156,26 +117,29 @@ class OccludedTrainSet(Subset):
 
     Args:
         plain: `Subset` of `(uint8 (3, H, W) tensor, label)` without augmentation.
-        landmarks: (len(plain), 3, 2) eye and mouth fractions (`train_landmarks`).
+        landmarks: (len(plain), 5, 2) the cached landmarks in the cached images' pixels
+            (`CachedImages.landmarks(..., face_only=False)`: template rows included).
         exact: (len(plain),) True where the landmarks are the face's own; elsewhere (a framing
             template) each draw jitters them by up to 2.5 % of the side.
         p: probability that a sample gets an occluder.
         families: occluder families to draw (`resolve_families`).
         transform: the recipe's per-sample transform, applied after the occluder (or None).
-        points: (len(plain), 5, 2) cached landmarks in pixels (`CachedImages.landmarks`) for a
-            mixer that reads them: items are then `(image, label, points)` with the points
-            moved by `transform` (which then takes and returns both). None: `(image, label)`.
+        carry_landmarks: for a mixer that reads landmarks: items are `(image, label, points)`,
+            the sample's landmarks (NaN where not `exact`, as the mixer expects) moved by
+            `transform` (which then takes and returns both). False: `(image, label)`.
     """
 
-    def __init__(self, plain: Subset, landmarks: np.ndarray, exact: np.ndarray, p: float,
+    def __init__(self, plain: Subset, landmarks: Tensor, exact: Tensor, p: float,
                  families: Sequence[str], transform: Callable[..., Any] | None = None,
-                 *, points: torch.Tensor | None = None) -> None:
+                 *, carry_landmarks: bool = False) -> None:
         super().__init__(plain.dataset, plain.indices)
-        if not len(landmarks) == len(exact) == len(plain):
-            raise ValueError(f"{len(landmarks)} landmark rows for {len(plain)} images")
-        self.landmarks, self.exact, self.p = landmarks, exact, float(p)
+        if landmarks.shape != (len(plain), 5, 2) or exact.shape != (len(plain),):
+            raise ValueError(f"expected landmarks ({len(plain)}, 5, 2) and exact "
+                             f"({len(plain)},) for {len(plain)} images, got "
+                             f"{tuple(landmarks.shape)} and {tuple(exact.shape)}")
+        self.landmarks, self.exact, self.p = landmarks.float(), exact.bool(), float(p)
         self.families = resolve_families(families)
-        self.transform, self.points = transform, points
+        self.transform, self.carry_landmarks = transform, carry_landmarks
         self.stream_seed = 0
 
     def set_seed(self, stream_seed: int) -> None:
@@ -186,14 +150,17 @@ class OccludedTrainSet(Subset):
         image, label = self.dataset[self.indices[index]]
         rng = np.random.default_rng([self.stream_seed, int(index)])
         if self.p > 0 and rng.random() < self.p:
-            lm = self.landmarks[index]
+            lm = self.landmarks[index].numpy()
             if not self.exact[index]:
-                lm = lm + rng.uniform(-0.025, 0.025, size=(3, 2)).astype(np.float32)
+                side = np.array(image.shape[:0:-1], np.float32)  # (W, H)
+                lm = lm + rng.uniform(-0.025, 0.025, size=(5, 2)).astype(np.float32) * side
             hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
             drawn, _, _ = draw_occluder(hwc, lm, self.families, rng)
             image = torch.from_numpy(drawn).permute(2, 0, 1)
-        if self.points is not None:  # an occluder hides a part of the face, it does not move it
-            points = self.points[index]
+        if self.carry_landmarks:  # an occluder hides a part of the face, it does not move it
+            points = self.landmarks[index]
+            if not self.exact[index]:
+                points = torch.full_like(points, float("nan"))
             if self.transform is not None:
                 image, points = self.transform(image, points)
             return image, label, points
