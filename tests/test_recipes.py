@@ -26,11 +26,11 @@ VM and passed on the Intel Xeon VM where the check was written). The clean loss 
 batch falls smoothly and far. Measured with this file (`pytest -s -m draw`, seed 0, torch 2.14.1
 CPU, a 2-core AMD EPYC VM, ResNet-18 at 48 px), end / start over the 16 recipes: 0.006 (Fig. 8's
 mixup) to 0.458 (AffectNet-8, whose Adam at lr 5e-5 learns slowest; AffectNet-7 0.354, IR-50
-0.140, Fig. 7's alpha = 0.9 0.145, occluder training 0.114, landmark-placed FERMix 0.094) under
+0.140, Fig. 7's alpha = 0.9 0.145, occluder training 0.159, landmark-placed FERMix 0.094) under
 the default instruction set, which is AVX2 on that CPU (the same floats as
 `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`), and 0.007 to 0.457 under
 `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=default` (ATen's unvectorised kernels: another
-draw), where a recipe's ratio moved by at most 0.036 (occluder training: 0.114 -> 0.150; Fig. 6's
+draw), where a recipe's ratio moved by at most 0.034 (occluder training: 0.159 -> 0.193; Fig. 6's
 beta = 0.1: 0.071 -> 0.053). The bar, MEMORISED = 0.75, lies 0.29 above the slowest recipe and
 over 8 times any recipe's move between the draws; a broken training (lr 0, or a detached loss;
 RAF-DB ResNet-18) scores 1.000. At 64 px (the previous size, twice the cost) the ratios were
