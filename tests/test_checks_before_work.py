@@ -47,7 +47,8 @@ train: {{epochs: 1, batch_size: 4, device: cpu}}
 def _train(recipe: Path, out: Path, *overrides: str) -> tuple[int, float]:
     """Exit status and seconds of `fermixnet train`, module imports excluded (they are the same
     for every command and take seconds on a busy CPU)."""
-    for module in ("fermixnet.engine.trainer", "fermixnet.models.pretrained"):
+    for module in ("fermixnet.engine.trainer", "fermixnet.models.pretrained",
+                   "fermixnet.inference.faces"):
         importlib.import_module(module)
     list_datasets()  # imports the adapter modules
     build_parser()
@@ -85,3 +86,13 @@ def test_unknown_data_set_name_lists_the_valid_ones(recipe, tmp_path, capsys):
     rc, _ = _train(recipe, tmp_path / "run", f"data.val=[rafbd:{tmp_path}]")
     err = capsys.readouterr().err
     assert rc == 2 and "'data.val'" in err and "rafbd" in err and "rafdb" in err
+
+
+def test_unknown_landmark_detector_fails_before_any_cache(recipe, tmp_path, capsys):
+    root = tmp_path / "data"
+    rc, seconds = _train(recipe, tmp_path / "run", f'data.train=["manifest:{root},'
+                         'detect_landmarks=yunett"]')
+    err = capsys.readouterr().err
+    assert rc == 2 and seconds < 1.0
+    assert "'data.train'" in err and "detect_landmarks=yunett" in err
+    assert "'yunett' is unknown; expected yunet" in err
