@@ -88,3 +88,13 @@ def test_a_valid_config_reaches_the_work_the_guards_stand_for(recipe, tmp_path):
     """The guards bite: a good config goes on to build the image cache (and so would fail)."""
     with pytest.raises(AssertionError, match=r"an image cache was built|a model was made"):
         _train(recipe, tmp_path / "run", "train.epochs=1")
+
+
+def test_unknown_landmark_detector_fails_before_any_cache(recipe, tmp_path, capsys):
+    root = tmp_path / "data"
+    rc = _train(recipe, tmp_path / "run", f'data.train=["manifest:{root},'
+                         'detect_landmarks=yunett"]')
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "'data.train'" in err and "detect_landmarks=yunett" in err
+    assert "'yunett' is unknown; expected yunet" in err

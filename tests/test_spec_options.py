@@ -12,6 +12,7 @@ under names the adapters do not look for (only the `*_list=` options attach them
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -215,9 +216,20 @@ def _leak_dropped(got: dict, plain: dict, adapter: str) -> None:
     assert any(n.startswith(f"exclude_leaked: {leaks} of") for n in test["notes"])
 
 
+def _detected(got: dict, plain: dict, _: str) -> None:
+    """Every sample that had only template points was detected or named as a miss; the ones
+    with their own points were left alone."""
+    for split, mine in splits(got).items():
+        before, after = splits(plain)[split]["landmarks"], mine["landmarks"]
+        assert after["real"] == before["real"], (split, after, before)
+        assert after["detected"] + mine["undetected"] == before["template"], (split, mine)
+
+
 COMMON: dict[str, Effect] = {"name=mine": _named, "split=test": _test_only,
                              "framing=box:0.3": _framed, "occluded=1": _all_occluded,
                              "split=test,exclude_leaked=1": _leak_dropped}  # fmt: skip
+if importlib.util.find_spec("yuface") is not None:  # the test extra's detector
+    COMMON["detect_landmarks=yunet"] = _detected
 # only=<subset>: a subset of the test split each adapter has (with its options), and its size.
 ONLY = {"folder": ("occluded=1", "occluded"), "fer2013": ("occluded=1", "occluded"),
         "manifest": ("", "occlusion=upper"), "rafdb": ("", "pose>30"), "fedro": ("", "occluded"),
@@ -351,6 +363,8 @@ BAD_COMMON = [("name=", ["name=''", "non-empty label"]),
               ("exclude_leaked=2", ["exclude_leaked='2'", "expected true/false"]),
               ("skip_bad=maybe", ["skip_bad='maybe'", "expected true/false"]),
               ("only=nope", ["only='nope'", "matches no samples"]),
+              ("detect_landmarks=nope", ["detect_landmarks=nope", "'nope' is unknown"]),
+              ("detect_landmarks=aligned", ["detect_landmarks=aligned", "no landmarks"]),
               ("colour=red", ["unknown option(s) colour", "accepted:", "skip_bad"])]  # fmt: skip
 BAD_OWN = [
     (("folder", "manifest"), "num_classes=9", ["num_classes='9'", "expected one of 7, 8, auto"]),

@@ -68,7 +68,8 @@ def run_check(args: argparse.Namespace) -> int:
         name, root, options = parse_data_spec(spec)
         if args.skip_bad:
             options["skip_bad"] = "1"
-        results.append(check_dataset(name, root, options, args.split, args.workers))
+        results.append(check_dataset(name, root, options, args.split, args.workers,
+                                     detectors=_landmark_detector))
     if args.json:
         payload = [r.to_dict() for r in results]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
@@ -89,7 +90,7 @@ def run_cache(args: argparse.Namespace) -> int:
     dataset = open_datasets(specs, args.split)
     cached = build_cache(
         dataset, size, args.cache_dir, workers=args.workers,
-        on_error="skip" if args.skip_bad else None, progress=True,
+        on_error="skip" if args.skip_bad else None, progress=True, detectors=_landmark_detector,
     )  # fmt: skip
     record = cached.skip_record()
     total = sum(record["skipped"].values())
@@ -97,7 +98,19 @@ def run_cache(args: argparse.Namespace) -> int:
     for reason, count in sorted(record["skipped"].items()):
         print(f"  skipped: {count} {reason}")
     print("  landmarks: " + ", ".join(f"{k} {v}" for k, v in record["landmarks"].items()))
+    if record.get("landmark_misses"):
+        print(f"  landmark detection found no usable face in {record['landmark_misses']} "
+              "images (the template is used):")
+        print("\n".join(f"    {line}" for line in record["undetected_landmarks"]))
     return 0
+
+
+def _landmark_detector(name: str):
+    """A spec's `detect_landmarks=` detector (`fermixnet.inference.faces.landmark_detector`),
+    imported only when a spec asks for one."""
+    from fermixnet.inference.faces import landmark_detector
+
+    return landmark_detector(name)
 
 
 def run_list(args: argparse.Namespace) -> int:

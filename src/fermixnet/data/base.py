@@ -100,6 +100,8 @@ class FERDataset:
             declaration or the spec's `framing=`).
         landmark_source: what `landmarks` gives: ``real`` (annotated or known exactly) or
             ``detected``.
+        landmark_detector: the face detector the cache runs on samples without usable
+            landmarks (a spec's ``detect_landmarks=``, set by `create_dataset`), or None.
 
     Raises:
         ValueError: a label outside `range(len(classes))`.
@@ -107,6 +109,7 @@ class FERDataset:
 
     framing: Framing = Framing()
     landmark_source: str = "real"
+    landmark_detector: str | None = None
 
     def __init__(
         self,
@@ -170,6 +173,11 @@ class FERDataset:
             pts = np.asarray(self.points[index], np.float64)
             return None if np.isnan(pts).all() else pts
         return meta_landmarks(self.samples[index].meta, height, width)
+
+    def detect_with(self, index: int) -> str | None:
+        """The detector for sample `index` when it has no usable landmarks, or None
+        (`fermixnet.data.landmark_detection`)."""
+        return self.landmark_detector
 
     def validate(self, index: int, info: ImageInfo) -> None:
         """Raise `ImageReadError` if `load(index)` would refuse a file described by `info`.
@@ -240,6 +248,7 @@ class _SubsetDataset(FERDataset):
         self.indices = indices
         self.framing = parent.framing
         self.landmark_source = parent.landmark_source
+        self.landmark_detector = parent.landmark_detector
 
     def load(self, index: int) -> np.ndarray:
         return self.parent.load(self.indices[index])
@@ -252,6 +261,9 @@ class _SubsetDataset(FERDataset):
 
     def landmarks(self, index: int, height: int, width: int) -> np.ndarray | None:
         return self.parent.landmarks(self.indices[index], height, width)
+
+    def detect_with(self, index: int) -> str | None:
+        return self.parent.detect_with(self.indices[index])
 
     def validate(self, index: int, info: ImageInfo) -> None:
         self.parent.validate(self.indices[index], info)

@@ -4,10 +4,12 @@
 decoding and resizing), resizes it to (H, W) and writes `<key>.npy` (uint8, (N, H, W, 3)) plus
 `<key>.json` (labels, subsets, what was skipped) and `<key>.lmk.npz` (each image's five landmarks
 in the cached pixel frame, float32 (N, 5, 2), and their source, uint8 (N,):
-`fermixnet.data.landmarks`). The key hashes the source files' paths, sizes and
-mtimes (landmark annotation files included), the samples' ids, labels and meta, the size, the
-resize method, the framing (whose template stands in for missing landmarks) and the bad-sample
-policy (`on_error`), so a changed source gives a new key and a rebuild, and a strict run never
+`fermixnet.data.landmarks`; a spec's `detect_landmarks=` runs a face detector on the samples
+without landmarks while decoding: `fermixnet.data.landmark_detection`). The key hashes the
+source files' paths, sizes and mtimes (landmark annotation files included), the samples' ids,
+labels and meta, the size, the resize method, the framing (whose template stands in for missing
+landmarks), the landmark detectors and their settings, and the bad-sample policy (`on_error`),
+so a changed source gives a new key and a rebuild, and a strict run never
 reuses a cache that skipped images. All files are written under temporary names and `os.replace`d,
 the JSON last: an interrupted build leaves no cache that looks valid. The cache lives under
 `$FERMIXNET_CACHE` (default `~/.cache/fermixnet`), never inside the data folder.
@@ -30,6 +32,7 @@ import torch.utils.data
 
 from fermixnet.data.base import FERDataset
 from fermixnet.data.imageio import ImageReadError, resize_rgb
+from fermixnet.data.landmark_detection import DetectorFactory, detection_for
 from fermixnet.data.landmarks import SOURCES, TEMPLATE, LandmarkTable
 from fermixnet.progress import progress_bar
 
@@ -46,26 +49,34 @@ def default_cache_dir() -> Path:
 
 
 def sample_digest(
-    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise"
+    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise",
+    detectors: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """SHA-256 of what the cache holds: samples (ids, labels, meta), classes, size, method and
-    the bad-sample policy `on_error`, and the framing (the landmarks' fallback template)."""
+    the bad-sample policy `on_error`, and the framing (the landmarks' fallback template); with
+    landmark detection, each sample's detector and `detectors` (name -> settings:
+    `LandmarkDetection.settings`). Without detection the digest is that of earlier versions."""
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "size": list(size), "method": method,
             "classes": list(dataset.classes), "on_error": on_error,
             "framing": dataset.framing.to_meta()}  # fmt: skip
+    if detectors:
+        head["landmark_detectors"] = detectors
     digest.update(json.dumps(head, sort_keys=True).encode())
     for i, sample in enumerate(dataset.samples):
         meta = json.dumps(dict(sample.meta), sort_keys=True)
+        detector = dataset.detect_with(i)
+        meta += f"\0{detector}" if detector else ""
         digest.update(f"{dataset.sample_id(i)}\0{sample.label}\0{meta}\n".encode())
     return digest.hexdigest()
 
 
 def cache_key(
-    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise"
+    dataset: FERDataset, size: tuple[int, int], method: str, on_error: str = "raise",
+    detectors: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """SHA-256 over `sample_digest` and the source files' (path, size, mtime)."""
-    digest = hashlib.sha256(sample_digest(dataset, size, method, on_error).encode())
+    digest = hashlib.sha256(sample_digest(dataset, size, method, on_error, detectors).encode())
     for path in dataset.source_files():
         try:
             stat = os.stat(path)
@@ -159,17 +170,20 @@ class CachedImages:
         Returns:
             {"dataset", "split", "root", "on_error", "images", "skipped": {reason: count},
             "undecodable": first `MAX_LISTED` decode errors, "landmarks": images per landmark
-            source}; `skipped` adds the adapter's counts (`read_skipped`) to `undecodable image`
-            (decode failures, `on_error=skip`).
+            source}, and with landmark detection "landmark_misses" and "undetected_landmarks"
+            (its first `MAX_LISTED` misses); `skipped` adds the adapter's counts
+            (`read_skipped`) to `undecodable image` (decode failures, `on_error=skip`).
         """
         skipped = dict(self.read_skipped)
         if self.skipped:
             skipped["undecodable image"] = len(self.skipped)
+        detection = {k: self.meta[k] for k in ("landmark_misses", "undetected_landmarks")
+                     if k in self.meta}  # fmt: skip
         return {
             "dataset": self.meta.get("dataset", ""), "split": self.meta.get("split", ""),
             "root": self.meta.get("root", ""), "on_error": self.policy, "images": len(self),
             "skipped": skipped, "undecodable": [r for _, r in self.skipped[:MAX_LISTED]],
-            "landmarks": self.landmark_counts(),
+            "landmarks": self.landmark_counts(), **detection,
         }  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
@@ -294,6 +308,7 @@ def build_cache(
     workers: int | None = None,
     on_error: str | None = None,
     progress: bool = False,
+    detectors: DetectorFactory | None = None,
 ) -> CachedImages:
     """Return the cache of `dataset` at `size`, building it when absent or stale.
 
@@ -307,10 +322,13 @@ def build_cache(
             the data set's policy: `skip` when it was read with `skip_bad`, else `raise`. Part
             of the cache key.
         progress: show a bar on a terminal, else progress lines (`fermixnet.progress`).
+        detectors: builds the face detectors samples ask for with `detect_landmarks=`
+            (`fermixnet.inference.faces.landmark_detector`); needed only then.
 
     Raises:
         ImageReadError / FileNotFoundError: a bad or missing image with `on_error="raise"`.
-        ValueError: bad arguments, or `cache_dir` inside the data folder.
+        ValueError: bad arguments, `cache_dir` inside the data folder, or a detector that is
+            asked for but unknown, not installed or without a `detectors` factory.
     """
     if on_error is None:
         on_error = "skip" if dataset.report.skip_bad else "raise"
@@ -320,17 +338,21 @@ def build_cache(
     resize_rgb(np.zeros((1, 1, 3), np.uint8), (1, 2), method)  # validates `method` early
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     _check_outside_data(cache_dir, dataset)
-    key = cache_key(dataset, size, method, on_error)
+    detection = detection_for(dataset, detectors)  # every detector made before any decoding
+    settings = detection.settings if detection else None
+    key = cache_key(dataset, size, method, on_error, settings)
     # <name>-<split>-<HxW>-<which samples>-<which file versions>: a changed source file replaces
     # the cache of the same samples; other variants (options, roots) keep their own caches.
-    stem = f"{_cache_stem(dataset, size)}-{sample_digest(dataset, size, method, on_error)[:12]}"
+    digest = sample_digest(dataset, size, method, on_error, settings)
+    stem = f"{_cache_stem(dataset, size)}-{digest[:12]}"
     json_path = cache_dir / f"{stem}-{key[:16]}.json"
     cached = open_cache(json_path, key)
     if cached is not None:
         cached.read_skipped = dict(dataset.report.skipped)  # this reading's counts, not the build's
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
-    meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress)
+    marks = LandmarkTable(len(dataset), detection)
+    meta = _write_cache(dataset, size, method, json_path, key, workers, on_error, progress, marks)
     for old in cache_dir.glob(f"{stem}-*.*"):  # stale versions of the same samples
         mine = old.name.startswith(f"{json_path.stem}.")
         if not mine and old.suffix in (".npy", ".json", ".npz"):
@@ -347,6 +369,7 @@ def _write_cache(
     workers: int | None,
     on_error: str,
     progress: bool,
+    marks: LandmarkTable,
 ) -> dict[str, Any]:
     n = len(dataset)
     tmp_npy = json_path.with_name(f".{json_path.stem}.{os.getpid()}.npy.tmp")
@@ -355,7 +378,6 @@ def _write_cache(
     try:
         array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                           shape=(n, size[0], size[1], 3))  # fmt: skip
-        marks = LandmarkTable(n)
         failed = _fill(dataset, array, marks, size, method, workers, on_error, progress)
         if n and len(failed) == n:  # training on nothing is never what was meant
             raise ImageReadError(
@@ -396,7 +418,7 @@ def _fill(
             try:
                 image = dataset.load(i)
                 array[i] = resize_rgb(image, size, method)
-                marks.put(dataset, i, image.shape[:2], size)
+                marks.put(dataset, i, image, size)
             except (ImageReadError, FileNotFoundError) as err:
                 if on_error == "raise":
                     raise
@@ -406,11 +428,14 @@ def _fill(
     n = len(dataset)
     chunks = [range(s, min(s + 64, n)) for s in range(0, n, 64)]
     workers = workers or min(8, os.cpu_count() or 1)
-    bar = progress_bar(total=n, desc=f"caching {dataset.name}:{dataset.split}", unit="img",
-                       disable=not progress)
+    detect = marks.detect is not None  # a detector's misses are shown as they happen
+    desc = f"caching {dataset.name}:{dataset.split}" + (" + landmark detection" if detect else "")
+    bar = progress_bar(total=n, desc=desc, unit="img", disable=not progress)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for done in pool.map(work, chunks):
+            if detect:
+                bar.set_postfix(no_face=len(marks.missed))
             bar.update(done)
     finally:
         # On an error or Ctrl-C, queued chunks are dropped rather than decoded for nothing.

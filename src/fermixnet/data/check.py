@@ -4,10 +4,11 @@ Per split: images found vs expected, counts per class, unreadable images (corrup
 duplicate entries, stored modes that are converted on load (grayscale, palette, RGBA, CMYK,
 16-bit), sizes that differ from the release's, entries skipped by the adapter, subset lists
 matched, and how many samples have real, detected or only template landmarks (with the files whose
-landmarks are unusable: outside the image, NaN, eyes on one point; the cache uses the template for
-them). Over all splits: the leakage and duplicate report of `duplicates` (identical decoded
-images within and across splits, with different labels, and blank images). Errors (the split
-cannot be read, or images cannot be decoded) make `CheckResult.ok` false; the rest are warnings.
+landmarks are unusable: outside the image, NaN, eyes on one point; and, with a spec's
+`detect_landmarks=`, the files where the detector found no usable face; the cache uses the template
+for them). Over all splits: the leakage and duplicate report of `duplicates` (identical decoded
+images within and across splits, with different labels, and blank images). Errors (the split cannot
+be read, or images cannot be decoded) make `CheckResult.ok` false; the rest are warnings.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fermixnet.data.duplicates import (
     format_duplicates,
 )
 from fermixnet.data.imageio import ImageInfo, ImageReadError
+from fermixnet.data.landmark_detection import DetectorFactory, LandmarkDetection
 from fermixnet.data.landmarks import SOURCES, resolve_landmarks
 from fermixnet.data.registry import check_options, create_dataset
 
@@ -67,6 +69,9 @@ class SplitCheck:
     landmarks: dict[str, int] = field(default_factory=dict)
     bad_landmarks: int = 0
     bad_landmark_files: list[str] = field(default_factory=list)
+    undetected: int = 0
+    """Samples where the spec's `detect_landmarks=` detector found no usable face."""
+    undetected_files: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,28 +102,34 @@ class CheckResult:
                 "splits": splits, "duplicates": asdict(self.duplicates)}  # fmt: skip
 
 
-_Found = tuple[ImageInfo | None, str, Fingerprint | None, int, str]
+_Found = tuple[ImageInfo | None, str, Fingerprint | None, int, str, str]
 
 
-def _inspect(ds: FERDataset, index: int) -> _Found:
+def _inspect(ds: FERDataset, index: int, detect: LandmarkDetection | None) -> _Found:
     """(info or None, error message, fingerprint of the decoded pixels, landmark source code,
-    landmark problem) of one sample."""
+    landmark problem, detector's miss) of one sample."""
     try:
         info = ds.inspect(index)
         ds.validate(index, info)  # what `load` would refuse beyond decoding (face boxes)
         image = ds.load(index)
-        _, code, problem = resolve_landmarks(ds, index, image.shape[:2], image.shape[:2])
-        return info, "", fingerprint(image), code, problem
+        shape = image.shape[:2]
+        found = resolve_landmarks(ds, index, shape, shape, image, detect)
+        return info, "", fingerprint(image), found.code, found.problem, found.missed
     except (ImageReadError, *_READ_ERRORS) as err:
-        return None, str(err), None, 0, ""
+        return None, str(err), None, 0, "", ""
 
 
-def check_split(ds: FERDataset, workers: int | None = None) -> SplitCheck:
-    """Decode every image of `ds` once and collect the findings."""
-    return _check_split(ds, workers)[0]
+def check_split(
+    ds: FERDataset, workers: int | None = None, detect: LandmarkDetection | None = None
+) -> SplitCheck:
+    """Decode every image of `ds` once and collect the findings (with `detect`, the landmark
+    detectors its samples ask for run as the cache would run them)."""
+    return _check_split(ds, workers, detect)[0]
 
 
-def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck, list[Entry]]:
+def _check_split(
+    ds: FERDataset, workers: int | None = None, detect: LandmarkDetection | None = None
+) -> tuple[SplitCheck, list[Entry]]:
     """`check_split` and the entries of the duplicate report."""
     result = SplitCheck(split=ds.split, images=len(ds), expected=ds.report.expected,
                         skip_bad=ds.report.skip_bad)  # fmt: skip
@@ -133,8 +144,8 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
     result.duplicate_entries = sum(c - 1 for c in ids.values() if c > 1)
     kinds, sizes, entries, marks = Counter(), Counter(), [], Counter()
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        found = pool.map(lambda i: _inspect(ds, i), range(len(ds)), chunksize=64)
-        for i, (info, error, printed, code, problem) in enumerate(found):
+        found = pool.map(lambda i: _inspect(ds, i, detect), range(len(ds)), chunksize=64)
+        for i, (info, error, printed, code, problem, missed) in enumerate(found):
             if info is None or printed is None:
                 result.unreadable.append(error)
                 continue
@@ -143,6 +154,10 @@ def _check_split(ds: FERDataset, workers: int | None = None) -> tuple[SplitCheck
                 result.bad_landmarks += 1
                 if len(result.bad_landmark_files) < MAX_EXAMPLES:
                     result.bad_landmark_files.append(f"{ds.samples[i].path}: {problem}")
+            if missed:
+                result.undetected += 1
+                if len(result.undetected_files) < MAX_EXAMPLES:
+                    result.undetected_files.append(f"{ds.samples[i].path}: {missed}")
             kinds[info.kind] += 1
             sizes[f"{info.width}x{info.height}"] += 1
             if ds.expected_size and (info.height, info.width) != tuple(ds.expected_size):
@@ -169,6 +184,7 @@ def check_dataset(
     options: dict[str, Any] | None = None,
     splits: list[str] | None = None,
     workers: int | None = None,
+    detectors: DetectorFactory | None = None,
 ) -> CheckResult:
     """Read and decode each split of a data set; never raises for problems in the data.
 
@@ -178,13 +194,18 @@ def check_dataset(
         options: the spec's options (e.g. `skip_bad`); a `split=` option checks that split only.
         splits: splits to check; default per adapter (folder/manifest: those present, else all).
         workers: decoding threads.
+        detectors: builds the spec's `detect_landmarks=` detector
+            (`fermixnet.inference.faces.landmark_detector`); needed only then.
 
     Raises:
-        ValueError: a bad spec option (`registry.check_options`), or `splits` and the spec's
-            `split=` option name different splits.
+        ValueError: a bad spec option (`registry.check_options`), `splits` and the spec's
+            `split=` option name different splits, or a `detect_landmarks=` detector that is
+            unknown, not installed or without a `detectors` factory.
     """
     options = dict(options or {})
     check_options(name, options)
+    detector = str(options.get("detect_landmarks") or "").strip()
+    detect = LandmarkDetection([detector], detectors) if detector else None
     label = str(options.get("name") or "")
     if options.get("split"):
         own = options.pop("split")
@@ -205,14 +226,14 @@ def check_dataset(
             continue
         if len(ds) == 0 and not requested and name == "manifest":
             continue
-        checked, found = _check_split(ds, workers)
+        checked, found = _check_split(ds, workers, detect)
         results.append(checked)
         entries += _distinct(found, entries)
         classes = ds.classes
     if not results:
         try:
             everything = create_dataset(name, root, "all", **options)
-            checked, entries = _check_split(everything, workers)
+            checked, entries = _check_split(everything, workers, detect)
             results.append(checked)
             classes = everything.classes
         except _READ_ERRORS as err:
@@ -254,6 +275,10 @@ def format_check(result: CheckResult) -> str:
             lines.append(f"    warning: {s.bad_landmarks} samples have unusable landmarks "
                          "(the template is used)")
             lines.extend(f"      {e}" for e in s.bad_landmark_files)
+        if s.undetected:
+            lines.append(f"    warning: {s.undetected} samples where the landmark detector found "
+                         "no usable face (the template is used)")
+            lines.extend(f"      {e}" for e in s.undetected_files)
         if s.wrong_size:
             want = "x".join(map(str, reversed(s.expected_size or [])))
             lines.append(f"    warning: {s.wrong_size} images are not {want}")

@@ -79,6 +79,10 @@ class ConcatFERDataset(FERDataset):
         ds, local = self._member(index)
         return ds.landmarks(local, height, width)
 
+    def detect_with(self, index: int) -> str | None:
+        ds, local = self._member(index)
+        return ds.detect_with(local)
+
     def source_files(self, indices: Sequence[int] | None = None) -> list[str]:
         chosen = range(len(self)) if indices is None else indices
         files: set[str] = set(self.report.sources)

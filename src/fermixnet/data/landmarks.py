@@ -12,7 +12,8 @@ code  source      meaning
 ====  ==========  ===============================================================
 0     template    the framing's template points (no face-specific landmarks)
 1     real        annotated in the data set, or known exactly (synthetic faces)
-2     detected    a landmark detector's output (not produced by this version)
+2     detected    a face detector's, run when the cache is built (a spec's
+                  ``detect_landmarks=``: `fermixnet.data.landmark_detection`)
 ====  ==========  ===============================================================
 
 Manifests (and the synthetic generator) carry them as columns ``lm_eye_l_x, lm_eye_l_y, ...,
@@ -21,9 +22,9 @@ lm_mouth_r_y``: fractions of the image's width and height (``x = fraction * W - 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,8 @@ META_KEYS: tuple[str, ...] = tuple(f"lm_{n}_{c}" for n in NAMES for c in "xy")
 # iBUG 300-W 68-point scheme (0-based): eyes 36-41 (image-left) and 42-47, nose tip 30,
 # mouth corners 48 and 54; the 5-point reduction RetinaFace/ArcFace tools use.
 _EYE_L, _EYE_R, _NOSE, _MOUTH_L, _MOUTH_R = range(36, 42), range(42, 48), 30, 48, 54
+# (detector name, decoded image) -> (points in its pixels or None, why not): `LandmarkDetection`
+Detect = Callable[[str, np.ndarray], tuple[np.ndarray | None, str]]
 
 
 def meta_landmarks(meta: Mapping[str, str], height: int, width: int) -> np.ndarray | None:
@@ -99,9 +102,27 @@ def scale_points(points: np.ndarray, src: tuple[int, int], dst: tuple[int, int])
     return (np.asarray(points, np.float64) + 0.5) * ratio - 0.5
 
 
+class Resolved(NamedTuple):
+    """A sample's landmarks in the cache's frame (`resolve_landmarks`)."""
+
+    points: np.ndarray
+    """(5, 2) float32 in the cached image's pixels."""
+    code: int
+    """Their source (`SOURCES`)."""
+    problem: str
+    """"" or why the data set's own points were refused."""
+    missed: str
+    """"" or why the detector the sample asked for gave no usable points (template used)."""
+
+
 def resolve_landmarks(
-    dataset, index: int, shape: tuple[int, int], size: tuple[int, int]
-) -> tuple[np.ndarray, int, str]:
+    dataset,
+    index: int,
+    shape: tuple[int, int],
+    size: tuple[int, int],
+    image: np.ndarray | None = None,
+    detect: Detect | None = None,
+) -> Resolved:
     """Landmarks of sample `index` in the cache's frame, their source code and any problem.
 
     Args:
@@ -109,46 +130,72 @@ def resolve_landmarks(
         index: the sample.
         shape: (H, W) of the decoded image (`load(index)`).
         size: (H, W) of the cached image.
+        image: the decoded image, for `detect`.
+        detect: runs the detector the sample asks for (`FERDataset.detect_with`) when the data
+            set gives no usable points; None: no detection (the template).
 
     Returns:
-        ``(points (5, 2) float32, code, problem)``: `problem` is "" or why the data set's own
-        points were refused (the template was used instead).
+        `Resolved`: template points when the data set's are absent or refused and no detector
+        found usable ones.
     """
     raw = dataset.landmarks(index, *shape)
     problem = "" if raw is None else landmark_problem(raw, *shape)
-    if raw is None or problem:
-        return template_landmarks(dataset.framing, *size).astype(np.float32), TEMPLATE, problem
-    code = DETECTED if getattr(dataset, "landmark_source", "real") == "detected" else REAL
-    return scale_points(raw, shape, size).astype(np.float32), code, ""
+    if raw is not None and not problem:
+        code = DETECTED if getattr(dataset, "landmark_source", "real") == "detected" else REAL
+        return Resolved(scale_points(raw, shape, size).astype(np.float32), code, "", "")
+    name = dataset.detect_with(index) if detect is not None and image is not None else None
+    found, missed = detect(name, image) if name else (None, "")
+    if found is not None:
+        return Resolved(scale_points(found, shape, size).astype(np.float32), DETECTED, problem, "")
+    template = template_landmarks(dataset.framing, *size).astype(np.float32)
+    return Resolved(template, TEMPLATE, problem, missed)
 
 
 class LandmarkTable:
     """Landmarks of a cache being built (`data.cache`), and the samples whose points were refused.
 
+    Args:
+        n: samples.
+        detect: the build's detectors (`LandmarkDetection`), or None.
+
     Attributes:
         points: (N, 5, 2) float32 in the cache's pixels.
         source: (N,) uint8 codes (`SOURCES`).
         problems: dataset index -> why its own points were refused.
+        missed: dataset index -> why its detector gave no usable points.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, detect: Detect | None = None) -> None:
         self.points = np.zeros((n, 5, 2), np.float32)
         self.source = np.zeros(n, np.uint8)
         self.problems: dict[int, str] = {}
+        self.missed: dict[int, str] = {}
+        self.detect = detect
 
-    def put(self, dataset, index: int, shape: tuple[int, int], size: tuple[int, int]) -> None:
-        """Resolve sample `index`'s landmarks (decoded image of `shape`) into the arrays."""
-        points, code, problem = resolve_landmarks(dataset, index, shape, size)
-        self.points[index], self.source[index] = points, code
-        if problem:
-            self.problems[index] = problem
+    def put(self, dataset, index: int, image: np.ndarray, size: tuple[int, int]) -> None:
+        """Resolve sample `index`'s landmarks (its decoded `image`) into the arrays."""
+        found = resolve_landmarks(dataset, index, image.shape[:2], size, image, self.detect)
+        self.points[index], self.source[index] = found.points, found.code
+        if found.problem:
+            self.problems[index] = found.problem
+        if found.missed:
+            self.missed[index] = found.missed
 
     def summary(self, dataset, failed: Mapping[int, str], listed: int) -> dict[str, Any]:
         """JSON meta: counts per source over the samples not in `failed`, the number refused,
-        and the first `listed` of them as ``"<path>: <reason>"``."""
+        and the first `listed` of them as ``"<path>: <reason>"``; with detection also
+        ``landmark_misses`` and ``undetected_landmarks``, the same for the detector's misses,
+        and ``landmark_detectors`` (name -> settings)."""
         kept = np.setdiff1d(np.arange(len(self.source)), np.fromiter(failed, np.int64))
         counts = {name: int((self.source[kept] == code).sum()) for code, name in
                   enumerate(SOURCES)}  # fmt: skip
-        bad = sorted(self.problems.items())
-        names = [f"{dataset.samples[i].path}: {reason}" for i, reason in bad[:listed]]
-        return {"landmarks": counts, "landmark_problems": len(bad), "bad_landmarks": names}
+        out: dict[str, Any] = {"landmarks": counts}
+        tables = [("landmark_problems", "bad_landmarks", self.problems)]
+        if self.detect is not None:
+            tables.append(("landmark_misses", "undetected_landmarks", self.missed))
+            out["landmark_detectors"] = getattr(self.detect, "settings", {})
+        for count, names, found in tables:
+            first = sorted(found.items())[:listed]
+            out[count] = len(found)
+            out[names] = [f"{dataset.samples[i].path}: {reason}" for i, reason in first]
+        return out

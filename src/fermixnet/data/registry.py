@@ -43,7 +43,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 # Options every adapter takes, handled by `create_dataset` (docs/data.md, "Options every adapter
 # takes"); an adapter's own options are its factory's typed keywords (`adapter_options`).
 COMMON_OPTIONS: tuple[str, ...] = ("split", "only", "exclude_leaked", "framing", "name",
-                                   "occluded")  # fmt: skip
+                                   "occluded", "detect_landmarks")  # fmt: skip
 
 
 def register_dataset(name: str, framing: str = "as_given") -> Callable[[Factory], Factory]:
@@ -113,7 +113,10 @@ def create_dataset(
             strictly held-out test set; see `duplicates.drop_leaked`); `framing=` overrides the
             adapter's framing; `name=` names the set in reports (`eval_set_names`);
             `occluded=true` marks every image occluded (a folder of occluded faces, so reports
-            count it among the occluded sets).
+            count it among the occluded sets); `detect_landmarks=<detector>` has the cache run
+            that face detector on the samples without landmarks of their own
+            (`fermixnet.data.landmark_detection`; the name is checked by the detector factory
+            the cache is given).
 
     Raises:
         ValueError: unknown adapter or option, or a bad value; messages name what was expected.
@@ -128,6 +131,7 @@ def create_dataset(
         raise ValueError(f"{adapter}: option name={label!r}: expected a non-empty label")
     framing = dataset_framing(adapter, options.pop("framing", None))
     occluded = as_bool(options.pop("occluded", False), "occluded")
+    detector = str(options.pop("detect_landmarks", None) or "").strip() or None
     typed = coerce_options(adapter, options)
     root = Path(root).expanduser()
     if not root.exists():
@@ -135,6 +139,7 @@ def create_dataset(
             f"{adapter}: data root {root} does not exist (see docs/data.md for the expected layout)"
         )
     dataset = _read(adapter, root, split, typed)
+    dataset.landmark_detector = detector  # before any subset: subsets ask their parent
     if exclude_leaked:
         dataset = drop_leaked(dataset, adapter, lambda other: _read(adapter, root, other, typed))
     if occluded:  # before `only`, so that `occluded=1,only=occluded` keeps every image

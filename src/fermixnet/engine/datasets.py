@@ -60,10 +60,33 @@ def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | No
             landmarks: bool = False) -> Dataset:
     from fermixnet.data.cache import ImageTensorDataset, build_cache
     from fermixnet.engine.distributed import process_rank
+    from fermixnet.inference.faces import landmark_detector  # a spec's detect_landmarks=
 
     return ImageTensorDataset(build_cache(ds, size=(size, size), cache_dir=cache_dir,
-                                          progress=process_rank() == 0),
+                                          progress=process_rank() == 0,
+                                          detectors=landmark_detector),
                               transform=transform, landmarks=landmarks)
+
+
+def check_landmark_detectors(cfg: Config) -> None:
+    """Create each `detect_landmarks=` detector of `cfg.data`'s specs once, so an unknown or
+    uninstalled one fails before any cache is built (`fit` calls it first).
+
+    Raises:
+        ValueError: naming the config key, the spec and the detector.
+    """
+    from fermixnet.data import parse_data_spec
+    from fermixnet.inference.faces import landmark_detector
+
+    for key in ("train", "val", "test"):
+        for spec in getattr(cfg.data, key):
+            name = str(parse_data_spec(spec)[2].get("detect_landmarks", "")).strip()
+            try:
+                if name:
+                    landmark_detector(name)
+            except ValueError as err:
+                raise ValueError(f"config key 'data.{key}': {spec!r}: detect_landmarks={name}: "
+                                 f"{err}") from None
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list, list]:

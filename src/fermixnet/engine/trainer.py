@@ -30,6 +30,7 @@ from fermixnet.config import Config
 from fermixnet.data.cache import skip_records
 from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine import run_state
+from fermixnet.engine.datasets import check_landmark_detectors
 from fermixnet.engine.distributed import barrier, init_distributed, shutdown_distributed
 from fermixnet.engine.evaluate import EvalResult, evaluate
 from fermixnet.engine.loop import (
@@ -105,6 +106,7 @@ def fit(
             are caught only when `fit` runs in the main thread.
     """
     cfg.check_inputs()  # fail in milliseconds, before any cache is built
+    check_landmark_detectors(cfg)
     out_dir = Path(out_dir)
     if cfg.train.cpu_threads is not None:
         torch.set_num_threads(cfg.train.cpu_threads)
