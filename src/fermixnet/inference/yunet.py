@@ -8,11 +8,9 @@ tip, mouth corner on the image's left, mouth corner on the image's right. Its wh
 CPython 3.10 and 3.11 on Linux x86_64 (and 3.11 on Windows); ``auto`` falls back to dlib or
 Haar elsewhere.
 
-The network runs on a copy of the image shrunk to at most ``max_side`` (320 px by default) on
-its longer side and at most the pixels of a 4:3 image of that side (320x240: a 512x512 photo is
-run at 277x277, not 320x320, so that it costs what a camera frame costs), and its boxes and
-landmarks are mapped back to the input's pixels. In 640x480 frames it then finds faces of ~50 px
-and more; ``max_side=640`` finds ~32 px faces (docs/inference.md).
+The network runs on a copy of the image shrunk to ``max_side`` (320 px by default), and its
+boxes and landmarks are mapped back to the input's pixels. In 640x480 frames it then finds faces
+of ~50 px and more; ``max_side=640`` finds ~32 px faces (docs/inference.md).
 
 The wheel's Python binding holds the GIL for the whole detection, so two threads detecting take
 turns. Where the wheel ships the library itself (``libfacedetection.so``, Linux), the detector
@@ -119,9 +117,8 @@ class YuNetDetector:
     """libfacedetection's YuNet: fast CNN boxes and five landmarks, weights inside its wheel.
 
     Args:
-        max_side: the image is shrunk so that its longer side is at most this many pixels,
-            and its area at most ``max_side * max_side * 3 / 4``, before detection (never
-            enlarged); smaller is faster and misses more small faces.
+        max_side: the image is shrunk so that its longer side is at most this many pixels before
+            detection (never enlarged); smaller is faster and misses more small faces.
         min_score: detections with a lower confidence (0-1) are dropped.
         threads: OpenMP threads of the detector during a call (Linux; restored afterwards). One
             by default: the network is small at 320 px, and OpenMP's spinning threads made it
@@ -162,7 +159,7 @@ class YuNetDetector:
         """
         image = check_image(image, "yunet detector")
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w), self.max_side * (0.75 / (h * w)) ** 0.5)
+        scale = min(1.0, self.max_side / max(h, w))
         small = image
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
