@@ -70,7 +70,7 @@ def open_cache(root: Path, size: int, cache_dir: Path):
 
 def cache_loader(cached, size: int, batch: int, workers: int) -> DataLoader:
     """fermixnet's per-sample path: cache + engine transforms (uint8) in DataLoader workers."""
-    from fermixnet.data.cache import ImageTensorDataset
+    from fermixnet.data.cached import ImageTensorDataset
 
     ds = ImageTensorDataset(cached, transform=train_transform(size))
     return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)

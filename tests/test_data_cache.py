@@ -12,7 +12,8 @@ import torch
 from data_replicas import make_folder_tree, write_corrupt
 from fermixnet.data import create_dataset
 from fermixnet.data import imageio as imageio_mod
-from fermixnet.data.cache import ImageTensorDataset, build_cache, default_cache_dir
+from fermixnet.data.cache import build_cache, default_cache_dir
+from fermixnet.data.cached import ImageTensorDataset
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from data_replicas import make_affectnet_csv, make_affectnet_npy, make_rafdb
 from fermixnet.augment.landmarks import FLIP_ORDER, landmark_problem
 from fermixnet.augment.transforms import FlipAffine, FlipCrop
 from fermixnet.data import create_dataset
-from fermixnet.data.cache import ImageTensorDataset, build_cache, cache_key
+from fermixnet.data.cache import build_cache, cache_key
+from fermixnet.data.cached import ImageTensorDataset
 from fermixnet.data.check import check_dataset, format_check
 from fermixnet.data.device_loader import (
     TensorBatchLoader,

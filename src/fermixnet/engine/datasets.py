@@ -58,7 +58,8 @@ def _open(spec: str, split: str, key: str, classes: Sequence[str]) -> tuple[str,
 
 def _cached(ds: Any, size: int, cache_dir: Path | None, transform: Callable | None,
             landmarks: bool = False) -> Dataset:
-    from fermixnet.data.cache import ImageTensorDataset, build_cache
+    from fermixnet.data.cache import build_cache
+    from fermixnet.data.cached import ImageTensorDataset
     from fermixnet.engine.distributed import process_rank
     from fermixnet.inference.faces import landmark_detector  # a spec's detect_landmarks=
 

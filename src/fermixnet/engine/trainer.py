@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import torch
 
 from fermixnet.config import Config
-from fermixnet.data.cache import skip_records
+from fermixnet.data.cached import skip_records
 from fermixnet.engine import checkpoint as ckpt
 from fermixnet.engine import run_state
 from fermixnet.engine.datasets import check_landmark_detectors
