@@ -73,7 +73,12 @@ def cache_key(
     detectors: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """SHA-256 over `sample_digest` and the source files' (path, size, mtime)."""
-    digest = hashlib.sha256(sample_digest(dataset, size, method, on_error, detectors).encode())
+    return _files_key(sample_digest(dataset, size, method, on_error, detectors), dataset)
+
+
+def _files_key(samples: str, dataset: FERDataset) -> str:
+    """`cache_key` from an already computed `sample_digest`."""
+    digest = hashlib.sha256(samples.encode())
     for path in dataset.source_files():
         try:
             stat = os.stat(path)
@@ -161,10 +166,10 @@ def build_cache(
     _check_outside_data(cache_dir, dataset)
     detection = detection_for(dataset, detectors)  # every detector made before any decoding
     settings = detection.settings if detection else None
-    key = cache_key(dataset, size, method, on_error, settings)
+    digest = sample_digest(dataset, size, method, on_error, settings)  # once: N samples' meta
+    key = _files_key(digest, dataset)
     # <name>-<split>-<HxW>-<which samples>-<which file versions>: a changed source file replaces
     # the cache of the same samples; other variants (options, roots) keep their own caches.
-    digest = sample_digest(dataset, size, method, on_error, settings)
     stem = f"{_cache_stem(dataset, size)}-{digest[:12]}"
     json_path = cache_dir / f"{stem}-{key[:16]}.json"
     cached = open_cache(json_path, key)
