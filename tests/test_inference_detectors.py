@@ -4,6 +4,7 @@ picks, and every detector's check of its input."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -80,6 +81,24 @@ def test_yunet_maps_boxes_and_landmarks_back_from_its_working_resolution():
     for bad in ({"max_side": 8}, {"min_score": 1.5}, {"threads": 0}):
         with pytest.raises(ValueError, match="yunet"):
             create_detector("yunet", **bad)
+
+
+@needs_yuface
+def test_yunet_working_copy_is_bgr_at_its_size_with_or_without_opencv(monkeypatch):
+    from fermixnet.inference.yunet import _working_copy
+
+    low = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(low).resize((640, 480), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(_working_copy(img, (640, 480)), img[:, :, ::-1])
+    half = _working_copy(img, (320, 240))  # OpenCV: a 2x shrink averages each 2x2 block
+    blocks = img.reshape(240, 2, 320, 2, 3).mean((1, 3))[:, :, ::-1]
+    assert half.flags.c_contiguous and np.abs(half - blocks).max() <= 1
+    odd = _working_copy(img, (320, 200))  # bilinear
+    monkeypatch.setitem(sys.modules, "cv2", None)  # without OpenCV: Pillow
+    for size, with_cv in (((320, 240), half), ((320, 200), odd)):
+        pil = _working_copy(img, size)
+        assert pil.shape == with_cv.shape == (size[1], size[0], 3) and pil.flags.c_contiguous
+        assert np.abs(pil.astype(int) - with_cv).mean() < 2  # the same picture, both BGR
 
 
 @needs_yuface
