@@ -137,6 +137,22 @@ def test_auto_picks_yunet_and_falls_back_without_yuface(monkeypatch):
         create_detector("yunet")
 
 
+
+@needs_yuface
+def test_auto_skips_a_detector_that_fails_to_start_for_photos_and_for_crops(monkeypatch):
+    from fermixnet.inference import faces
+
+    def broken(**options):
+        raise OSError("libfacedetection.so: cannot open shared object file")
+
+    monkeypatch.setitem(faces._DETECTORS, "yunet", broken)
+    for make in (faces.create_detector, faces.landmark_detector):
+        with pytest.warns(RuntimeWarning, match="'yunet' is installed but failed to start"):
+            det = make("auto")
+        assert det.name in {"mediapipe", "dlib", "haar"}
+    with pytest.raises(OSError, match="libfacedetection"):  # asked for by name: no fallback
+        faces.landmark_detector("yunet")
+
 BAD_IMAGES = [
     (np.zeros((0, 10, 3), np.uint8), "empty"),
     (np.zeros((10, 10, 3), np.float32), "dtype uint8"),

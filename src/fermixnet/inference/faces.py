@@ -96,6 +96,27 @@ def list_detectors() -> dict[str, bool]:
     return {name: detector_available(name) for name in sorted(_DETECTORS)}
 
 
+def _first_available(options_of: Callable[[str], dict[str, object]]) -> FaceDetector:
+    """The first detector of ``_AUTO_ORDER`` that is installed and starts, built with
+    ``options_of(its name)``; one that fails to start is skipped with a warning."""
+    for candidate in _AUTO_ORDER:
+        if not detector_available(candidate):
+            continue
+        try:
+            return _DETECTORS[candidate](**options_of(candidate))
+        except Exception as err:  # e.g. a protobuf version clash: try the next one
+            warnings.warn(
+                f"face detector {candidate!r} is installed but failed to start ({err}); "
+                "trying the next one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    raise ValueError(
+        "no face detector is installed: " + _FACES_EXTRA + " (or pass --detector aligned "
+        "for images that are already aligned face crops)"
+    )
+
+
 def create_detector(name: str = "auto", **options: object) -> FaceDetector:
     """Build a detector by name (``auto``: first available of yunet, mediapipe, dlib, haar).
 
@@ -105,22 +126,7 @@ def create_detector(name: str = "auto", **options: object) -> FaceDetector:
     """
     name = "aligned" if name == "none" else name
     if name == "auto":
-        for candidate in _AUTO_ORDER:
-            if not detector_available(candidate):
-                continue
-            try:
-                return _DETECTORS[candidate](**options)
-            except Exception as err:  # e.g. a protobuf version clash: try the next one
-                warnings.warn(
-                    f"face detector {candidate!r} is installed but failed to start ({err}); "
-                    "trying the next one",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        raise ValueError(
-            "no face detector is installed: " + _FACES_EXTRA + " (or pass --detector aligned "
-            "for images that are already aligned face crops)"
-        )
+        return _first_available(lambda _: options)
     if name not in _DETECTORS:
         raise ValueError(
             f"unknown --detector {name!r}; expected auto, {', '.join(sorted(_DETECTORS))}"
@@ -154,10 +160,9 @@ def landmark_detector(name: str) -> FaceDetector:
         why = "gives no landmarks" if name in _NO_LANDMARKS else "is unknown"
         raise ValueError(f"the detector {name!r} {why}; expected yunet (recommended), auto or "
                          f"one of {usable}")
-    chosen = name
     if name == "auto":
-        chosen = next((n for n in _AUTO_ORDER if detector_available(n)), name)
-    return create_detector(chosen, **_CROP_OPTIONS.get(chosen, {}))
+        return _first_available(lambda chosen: _CROP_OPTIONS.get(chosen, {}))
+    return create_detector(name, **_CROP_OPTIONS.get(name, {}))
 
 
 def complete_landmarks(points: np.ndarray, which: tuple[int, ...]) -> np.ndarray:
