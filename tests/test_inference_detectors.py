@@ -78,7 +78,7 @@ def test_yunet_maps_boxes_and_landmarks_back_from_its_working_resolution():
     assert box_iou(np.array(large.box) / 3, small.box) > 0.85
     # (drawn faces give YuNet landmarks that move by a few pixels when the image is resampled)
     assert np.abs((large.landmarks - 1) / 3 - small.landmarks).max() < 0.08 * 128
-    for bad in ({"max_side": 8}, {"min_score": 1.5}, {"threads": 0}):
+    for bad in ({"max_side": 8}, {"min_score": 1.5}, {"threads": 0}, {"runtime": "tflite"}):
         with pytest.raises(ValueError, match="yunet"):
             create_detector("yunet", **bad)
 
@@ -102,19 +102,23 @@ def test_yunet_working_copy_is_bgr_at_its_size_with_or_without_opencv(monkeypatc
 
 
 @needs_yuface
-def test_yunet_calls_its_library_without_the_gil_with_the_bindings_answers():
+def test_yunet_runs_without_the_gil_with_the_bindings_answers():
     from concurrent.futures import ThreadPoolExecutor
 
     import yuface
 
     det = create_detector("yunet")
-    assert det.concurrent  # the wheel's libfacedetection.so, through ctypes
+    library = create_detector("yunet", runtime="library")  # libfacedetection.so, through ctypes
+    assert det.runtime == "onnxruntime" and library.runtime == "library"
+    assert det.concurrent and library.concurrent
     scenes = [scene_with_faces(seed, n_faces=2, size=384, face=96)[0] for seed in range(4)]
     scenes += [photo_scene(0)[0], background(300, 400, seed=7)]
     for img in scenes:
         bgr = np.ascontiguousarray(img[:, :, ::-1])
-        for got, want in zip(det._detect(bgr, 0.5), yuface.detect(bgr, conf=0.5), strict=True):
-            np.testing.assert_array_equal(got, want)
+        want = yuface.detect(bgr, conf=0.5)
+        for runtime in (det, library):
+            for got, expected in zip(runtime._detect(bgr, 0.5), want, strict=True):
+                np.testing.assert_array_equal(got, expected)
     # One detector, four threads at once: every image's faces as when detected alone.
     alone = [det.detect(img) for img in scenes * 3]
     with ThreadPoolExecutor(4) as pool:
@@ -122,6 +126,21 @@ def test_yunet_calls_its_library_without_the_gil_with_the_bindings_answers():
     assert [[(f.box, f.score) for f in faces] for faces in together] == \
         [[(f.box, f.score) for f in faces] for faces in alone]
     assert sum(map(len, alone)) == 3 * (4 * 2 + 1)
+
+
+@needs_yuface
+def test_yunet_runs_its_library_where_onnxruntime_is_missing(monkeypatch):
+    from fermixnet.inference import yunet_onnx
+
+    monkeypatch.setattr(yunet_onnx, "_sessions", {})  # no session built earlier in the process
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    det = create_detector("yunet")
+    assert det.runtime == "library" and det.concurrent
+    img, (box,) = scene_with_faces(4, n_faces=1, size=320, face=128)
+    (face,) = det.detect(img)
+    assert box_iou(face.box, box) > 0.4
+    with pytest.raises(ValueError, match="runtime 'onnxruntime' needs onnx and onnxruntime"):
+        create_detector("yunet", runtime="onnxruntime")
 
 
 @needs_yuface

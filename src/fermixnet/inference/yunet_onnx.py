@@ -179,14 +179,16 @@ def build_model(layers: list[tuple[np.ndarray, np.ndarray]]):
                              producer_name="fermixnet")
 
 
-def make_session(lib_path: Path, layers: list[tuple[np.ndarray, np.ndarray]] | None = None):
-    """An ONNX Runtime session of the network: one thread, no spinning (the calling threads are
-    the parallelism; spinning threads cost CPU on a loaded machine)."""
+def make_session(lib_path: Path, layers: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                 threads: int = 1):
+    """An ONNX Runtime session of the network on ``threads`` threads, without spinning (by
+    default one: the calling threads are the parallelism; spinning threads cost CPU on a loaded
+    machine)."""
     import onnxruntime as ort
 
     model = build_model(read_layers(lib_path) if layers is None else layers)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -276,17 +278,19 @@ def session_detect(session) -> DetectFn:
     return detect
 
 
-def onnx_detect(package_dir: Path) -> DetectFn | None:
-    """:func:`session_detect` over the wheel's network (``package_dir``: yuface's folder); None
-    where the wheel has no loadable library or onnx / onnxruntime is missing. The session is built
-    once per process (under a lock) and serves every thread."""
+def onnx_detect(package_dir: Path, threads: int = 1) -> DetectFn | None:
+    """:func:`session_detect` over the wheel's network (``package_dir``: yuface's folder) on
+    ``threads`` threads; None where the wheel has no loadable library or onnx / onnxruntime is
+    missing. One session per thread count is built per process (under a lock) and serves every
+    thread."""
     lib_path = package_dir / "libfacedetection.so"
+    key = f"{lib_path}:{threads}"
     with _lock:
-        session = _sessions.get(str(lib_path))
+        session = _sessions.get(key)
         if session is None:
             try:
-                session = make_session(lib_path)
+                session = make_session(lib_path, threads=threads)
             except (OSError, ImportError, ValueError):
                 return None
-            _sessions[str(lib_path)] = session
+            _sessions[key] = session
     return session_detect(session)
