@@ -218,20 +218,26 @@ def test_load_errors(tmp_path):
 
 def test_cli_serves_the_checkpoint_on_localhost(serve_checkpoints, synth_face_png, monkeypatch,
                                                 capsys):
+    import cv2
     import uvicorn
 
     from fermixnet.cli import main
 
-    seen = {}
+    seen, cv_threads = {}, []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(cv2, "setNumThreads", cv_threads.append)
     assert main(["serve", "--checkpoint", str(serve_checkpoints["onnx"]), "--port", "8123",
-                 "--max-upload-mb", "1", "--detector", "haar"]) == 0
+                 "--max-upload-mb", "1", "--detector", "haar", "--workers", "2"]) == 0
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    assert cv_threads == [1]  # two workers: OpenCV's own threads would only compete with them
     assert "http://127.0.0.1:8123/" in capsys.readouterr().err
     with TestClient(seen["app"]) as c:
         assert c.get("/api/model").json()["backend"] == "onnxruntime"
         assert _post(c, synth_face_png).status_code == 200
         assert _post(c, os.urandom(1100 * 1024)).status_code == 413
+    assert main(["serve", "--checkpoint", str(serve_checkpoints["onnx"]), "--workers", "1",
+                 "--detector", "haar"]) == 0
+    assert cv_threads == [1]  # one worker: OpenCV keeps its threads
     assert main(["serve", "--checkpoint", "/nonexistent/ckpt"]) == 2
     assert "checkpoint file not found" in capsys.readouterr().err
 
