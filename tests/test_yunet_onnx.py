@@ -109,3 +109,22 @@ def test_a_wrong_weight_layout_is_caught(package, library, layer):
     with pytest.raises(AssertionError):
         for bgr in scenes:
             assert max(_differences(library(bgr, 0.0), wrong(bgr, 0.0)).values()) <= 1
+
+
+def test_yunet_ort_bench_smoke_times_both_and_compares_their_faces(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "yunet_ort.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "yunet_ort_bench.py"),
+                           "--smoke", "--out", str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(root / "src")), timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())["results"]
+    for size in ("320x320", "320x240"):
+        assert res[size]["same_faces"] is True
+        assert res[size]["library"]["wall_ms"] > 0 and res[size]["onnxruntime"]["cpu_ms"] > 0
