@@ -85,6 +85,7 @@ def test_yunet_maps_boxes_and_landmarks_back_from_its_working_resolution():
 
 @needs_yuface
 def test_yunet_working_copy_is_bgr_at_its_size_with_or_without_opencv(monkeypatch):
+    from fermixnet.inference import yunet
     from fermixnet.inference.yunet import _working_copy
 
     low = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -94,7 +95,7 @@ def test_yunet_working_copy_is_bgr_at_its_size_with_or_without_opencv(monkeypatc
     blocks = img.reshape(240, 2, 320, 2, 3).mean((1, 3))[:, :, ::-1]
     assert half.flags.c_contiguous and np.abs(half - blocks).max() <= 1
     odd = _working_copy(img, (320, 200))  # bilinear
-    monkeypatch.setitem(sys.modules, "cv2", None)  # without OpenCV: Pillow
+    monkeypatch.setattr(yunet, "_opencv", lambda: None)  # without OpenCV: Pillow
     for size, with_cv in (((320, 240), half), ((320, 200), odd)):
         pil = _working_copy(img, size)
         assert pil.shape == with_cv.shape == (size[1], size[0], 3) and pil.flags.c_contiguous

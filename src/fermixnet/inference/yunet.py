@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
@@ -118,6 +120,17 @@ def _omp_threads(runtimes: list[ctypes.CDLL], threads: int) -> Iterator[None]:
             rt.omp_set_num_threads(n)
 
 
+@functools.cache
+def _opencv() -> ModuleType | None:
+    """OpenCV, or None where it is not installed (looked up once: a failed import searches the
+    whole path again on every call)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
 def _working_copy(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` (RGB) resized to ``size`` (w, h) in the BGR order YuNet was trained on,
     contiguous.
@@ -128,9 +141,8 @@ def _working_copy(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     3.5-4.5 ms, a tenth of a request to ``serve``. The two differ by a few grey levels, which
     moved YuNet's counts in the detector table by at most one face in 40 (docs/inference.md).
     """
-    try:
-        import cv2
-    except ImportError:
+    cv2 = _opencv()
+    if cv2 is None:
         if size != image.shape[1::-1]:
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR,
                                                              reducing_gap=1.0))
