@@ -94,9 +94,14 @@ def test_yunet_working_copy_is_bgr_at_its_size_with_or_without_opencv(monkeypatc
     half = _working_copy(img, (320, 240))  # OpenCV: a 2x shrink averages each 2x2 block
     blocks = img.reshape(240, 2, 320, 2, 3).mean((1, 3))[:, :, ::-1]
     assert half.flags.c_contiguous and np.abs(half - blocks).max() <= 1
-    odd = _working_copy(img, (320, 200))  # bilinear
+    odd = _working_copy(img, (400, 300))  # less than 2x smaller: bilinear
+    import cv2  # the test extra installs it: the path taken above is OpenCV's
+
+    for got, size, mode in ((half, (320, 240), cv2.INTER_AREA),
+                            (odd, (400, 300), cv2.INTER_LINEAR)):
+        np.testing.assert_array_equal(got, cv2.resize(img, size, interpolation=mode)[:, :, ::-1])
     monkeypatch.setattr(yunet, "_opencv", lambda: None)  # without OpenCV: Pillow
-    for size, with_cv in (((320, 240), half), ((320, 200), odd)):
+    for size, with_cv in (((320, 240), half), ((400, 300), odd)):
         pil = _working_copy(img, size)
         assert pil.shape == with_cv.shape == (size[1], size[0], 3) and pil.flags.c_contiguous
         assert np.abs(pil.astype(int) - with_cv).mean() < 2  # the same picture, both BGR
