@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from fermixnet.inference.detection import Face, check_image
-from fermixnet.inference.yunet_onnx import DetectFn, onnx_detect
+from fermixnet.inference.yunet_onnx import DetectFn, onnx_detect, split_records
 
 YUNET_INSTALL = (
     "pip install 'fermixnet[faces]' (the yuface wheel: CPython 3.10-3.11 on Linux x86_64, "
@@ -95,9 +95,8 @@ def _library_detect(package_dir: Path) -> DetectFn | None:
             buf = local.buf = ctypes.create_string_buffer(_RESULT_BYTES)
         h, w = bgr.shape[:2]
         count = fn(buf, bgr.ctypes.data, w, h, w * 3)[0]
-        rows = np.frombuffer(buf, np.int16, count * _RECORD, offset=4).reshape(count, _RECORD)
-        rows = rows[rows[:, 0] > conf * 100]
-        return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
+        return split_records(
+            np.frombuffer(buf, np.int16, count * _RECORD, offset=4).reshape(count, _RECORD), conf)
 
     with _init_lock:  # the first call sets up the network's weights: never two at once
         if str(lib_path) not in _initialised:

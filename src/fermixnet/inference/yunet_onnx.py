@@ -39,6 +39,14 @@ import numpy as np
 # (bgr uint8 (H, W, 3), min_score 0-1) -> (confidences 0-100, (x, y, w, h) boxes, landmarks (10,))
 DetectFn = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
+
+def split_records(rows: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``facedetect_cnn``'s int16 records (score 0-100, x, y, w, h, 10 landmark coordinates, ...)
+    scoring above ``conf * 100``, split as ``yuface.detect`` returns them: (scores, boxes,
+    landmarks), each a copy."""
+    rows = rows[rows[:, 0] > conf * 100]
+    return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
+
 NUM_LAYERS = 53
 PAD = 32  # the library pads the image to multiples of this
 STRIDES = (8, 16, 32)
@@ -271,9 +279,7 @@ def session_detect(session) -> DetectFn:
     def detect(bgr: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = prepare(bgr)
         (heads,) = session.run(["heads"], {"image": x})
-        rows = decode(heads[0], x.shape[2], x.shape[3])
-        rows = rows[rows[:, 0] > conf * 100]
-        return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
+        return split_records(decode(heads[0], x.shape[2], x.shape[3]), conf)
 
     return detect
 
