@@ -87,6 +87,8 @@ def test_table_has_a_row_per_arm_and_differences_to_the_first() -> None:
     assert "| B − A | +2.0 | +10.0 | +1.0 | +5.5 |" in text
     assert "| C − A | -1.0 | +5.0 | +10.0 | +7.5 |" in text
     assert "| difference | +2.0 | +10.0 | +1.0 | +5.5 |" in format_table(rows[:2])
+    renamed = format_table(rows, {"upper": "upper (sunglasses)"})
+    assert renamed.startswith("| model | clean | upper (sunglasses) | lower | occluded mean |")
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,9 @@ def test_quick_three_then_two_arms_end_to_end(tmp_path: Path, faces: Path, capsy
     assert "| FERMixNet − ResNet-18 |" in summary
     assert "| FERMixNet + occluders − ResNet-18 |" in summary
     assert "Held-out occluders" in summary and "sunglasses, scarf, phone" in summary
+    # Each occlusion type's column names the held-out occluders its test copy shows.
+    assert ("| model | clean | upper (sunglasses) | lower (scarf, phone) | left (hair) | "
+            "right (hair) | corner (eyepatch) | object | occluded mean |") in summary
     info = json.loads((out / "report" / "summary.json").read_text())
     assert info["occluders"]["trained"] == ["hat", "mask", "hand"]
     name = f"{faces.name}_occluded"

@@ -62,10 +62,11 @@ def spread_rows(rows: Sequence[DemoRow]) -> list[DemoRow]:
     return out
 
 
-def format_table(rows: Sequence[DemoRow]) -> str:
-    """Markdown table: clean, each occlusion type, occluded mean; `± std` when over seeds."""
+def format_table(rows: Sequence[DemoRow], columns: Mapping[str, str] | None = None) -> str:
+    """Markdown table: clean, each occlusion type, occluded mean; `± std` when over seeds.
+    `columns` renames occlusion types in the header (e.g. ``upper (sunglasses)``)."""
     keys = list(rows[0].occluded)
-    header = ["model", "clean", *keys, "occluded mean"]
+    header = ["model", "clean", *((columns or {}).get(k, k) for k in keys), "occluded mean"]
 
     def cell(row: DemoRow, key: str, value: float) -> str:
         sd = row.spread.get(key)
@@ -243,6 +244,15 @@ def _verdict(base: DemoRow, ours: DemoRow, what: str) -> str:
             f"({gain:+.1f} points), {ours.clean:.1f} % vs {base.clean:.1f} % on clean faces.")
 
 
+def held_out_columns(families: Sequence[str]) -> dict[str, str]:
+    """Occlusion type -> its column header naming the held-out occluders its test copy shows,
+    e.g. ``lower (scarf, phone)``; a type whose one occluder has its name stays as it is."""
+    from fermixnet.synth.occluder_aug import occluders_by_type
+
+    return {kind: kind if names == (kind,) else f"{kind} ({', '.join(names)})"
+            for kind, names in occluders_by_type(families).items()}
+
+
 def _arms_intro(labels: Sequence[str], settings: Mapping[str, Any],
                 occluders: Mapping[str, Any] | None) -> list[str]:
     """What a comparison of other arms than the default pair compared, and on which occluders."""
@@ -322,9 +332,10 @@ def _format_arms_summary(rows: Mapping[str, Sequence[DemoRow]], settings: Mappin
         "synthetic occluder type (Table 2's structure); each run's checkpoint was selected on "
         f"validation, never on the test set (seeds: {seeds}; `± std` over seeds).",
     ]
+    columns = held_out_columns(occluders["test"]) if occluders and occluders.get("test") else None
     for name, set_rows in rows.items():
         table = spread_rows(set_rows)
-        lines += ["", f"## {name}", "", format_table(table), "", _arm_verdicts(table), "",
+        lines += ["", f"## {name}", "", format_table(table, columns), "", _arm_verdicts(table), "",
                   f"![{name}: accuracy, clean and per occluder](plots/compare_{name}.png)"]
     lines += ["", "Time: " + ", ".join(f"{k} {format_seconds(v)}" for k, v in timings.items()),
               "", "Every number per subset and per run, training curves and confusion matrices: "
