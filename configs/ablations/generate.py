@@ -109,6 +109,10 @@ def arms() -> dict[str, tuple[str, dict]]:
             "compare arm fermixnet-occluders: FERMixNet with realistic occluders (mask, hand, "
             "hat; p 0.5) drawn on training faces by their landmarks; test on the other families.",
             {"aug": OCCLUDERS}),
+        "arm_fermixnet_landmarks_occluders": (
+            "compare arm fermixnet-landmarks-occluders: FERMixNet with FERMix's regions placed "
+            "by each face's landmarks and realistic occluders (mask, hand, hat; p 0.5); test on "
+            "the other families.", {"aug": OCCLUDERS, "mix": {"method": "fermix_landmarks"}}),
     }
 
 
