@@ -47,6 +47,7 @@ def split_records(rows: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray
     rows = rows[rows[:, 0] > conf * 100]
     return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
 
+
 NUM_LAYERS = 53
 PAD = 32  # the library pads the image to multiples of this
 STRIDES = (8, 16, 32)
